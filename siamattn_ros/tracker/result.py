@@ -1,0 +1,45 @@
+"""What the tracker returns per frame. Shared by the tracker engine and the ROS adapter."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Optional
+
+import numpy as np
+
+
+class TrackState(IntEnum):
+    """Track states; the values equal the constants of siamattn_ros/msg/TrackResult."""
+
+    INITIALIZING = 0
+    TRACKING = 1
+    LOW_CONFIDENCE = 2
+    LOST = 3
+    STOPPED = 4
+    ERROR = 5
+
+
+@dataclass
+class TrackResult:
+    """One frame's result, in full-resolution source-image pixels.
+
+    box_xywh: axis-aligned box, top-left x, y and width, height (floats), always inside the image.
+    polygon: (4, 2) float32 corners of the mask's minimum-area rotated rectangle (or of the box when there is no mask
+        component larger than 100 px^2), in order around the rectangle.
+    mask: full-frame uint8 mask (0 / 255), or None when masks were not requested.
+    confidence: raw foreground probability of the chosen anchor, in [0, 1].
+    """
+
+    box_xywh: np.ndarray
+    polygon: np.ndarray
+    mask: Optional[np.ndarray]
+    confidence: float
+    state: TrackState
+    init_id: int
+    frames_since_init: int
+
+    @property
+    def center_size(self) -> tuple[float, float, float, float]:
+        """(center_x, center_y, width, height) of the axis-aligned box."""
+        x, y, w, h = (float(v) for v in self.box_xywh)
+        return x + w / 2.0, y + h / 2.0, w, h
