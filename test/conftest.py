@@ -1,0 +1,18 @@
+"""Shared test set-up.
+
+Every pytest process gets its own ROS domain (derived from its pid) so that concurrent test runs on one machine, and
+any other ROS graph, never see each other; node subprocesses started by the tests inherit it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
