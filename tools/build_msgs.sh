@@ -24,6 +24,7 @@ done
 
 export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 build="$repo/build/msgs"
+mkdir -p "$repo/build"
 cmake -S "$repo" -B "$build" -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$py" \
       -DSIAMATTN_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF > "$build.log" 2>&1 \
   && cmake --build "$build" -j2 >> "$build.log" 2>&1 \
