@@ -1,0 +1,162 @@
+"""Tracker hyper-parameters as a dataclass, loadable from the YAML presets in config/trackers/.
+
+The first block are the paper's inference constants (spec §9.2); the second block are additions for robots
+(confidence states with hysteresis, long-term re-detection) and for speed. ``long_term: false`` plus the paper
+constants reproduces the authors' tracker exactly; the confidence state is then still reported but never changes
+the boxes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Union
+
+PRESETS = ("otb100", "vot2018", "embedded")
+
+# Fields that may be changed while tracking (the ROS node exposes them as dynamic parameters).
+RUNTIME_FIELDS = (
+    "confidence_threshold", "hysteresis", "lost_threshold", "lost_frames", "long_term",
+    "lost_search_rings", "lost_search_step", "lost_window_influence", "penalty_k", "window_influence", "lr",
+    "mask_threshold",
+)
+
+
+@dataclass
+class TrackerConfig:
+    """Inference settings. Geometry (exemplar/instance size, anchors) comes from the model's config, not from here."""
+
+    # --- paper (spec §9.2; defaults = config_vot2018.yaml) --------------------------------------------------------
+    penalty_k: float = 0.10
+    window_influence: float = 0.25
+    lr: float = 0.45
+    context_amount: float = 0.5
+    mask_threshold: float = 0.2
+    # --- confidence states (robot addition) ------------------------------------------------------------------------
+    # TRACKING -> LOW_CONFIDENCE when score < confidence_threshold; back to TRACKING only when
+    # score >= confidence_threshold + hysteresis (avoids flicker around the threshold).
+    confidence_threshold: float = 0.5
+    hysteresis: float = 0.1
+    # LOST after lost_frames consecutive frames with score < lost_threshold.
+    lost_threshold: float = 0.2
+    lost_frames: int = 5
+    # --- long-term re-detection (robot addition) -------------------------------------------------------------------
+    # When true: a frame with score < lost_threshold does not move the target state, and while LOST the search
+    # window scans a widening neighbourhood of the last confident position, step by step: every other frame it
+    # looks at the last position again (occlusions usually end where they began), the frames in between visit the
+    # 8 windows of ring 1, then the 16 of ring 2, ... up to lost_search_rings, then start over. Windows are
+    # lost_search_step × the score map's extent apart. The crop keeps the normal scale and instance size, so the
+    # network sees the target at the size it was trained for and input shapes never change (CUDA-graph friendly).
+    # The target is re-acquired when a frame scores >= confidence_threshold + hysteresis.
+    long_term: bool = True
+    lost_search_rings: int = 2
+    lost_search_step: float = 0.75
+    # While LOST the target may be anywhere in the search window: weaker cosine window.
+    lost_window_influence: float = 0.05
+    # --- speed -----------------------------------------------------------------------------------------------------
+    # Capture the fixed-shape part (network + decode + box refinement, and the mask head) in CUDA graphs on CUDA.
+    cuda_graph: bool = True
+    # Run template + one search frame at construction so the first real frame is not slow.
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the offending field and value."""
+        def unit(name: str, lo: float = 0.0, hi: float = 1.0) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi:
+                raise ValueError(f"TrackerConfig.{name} must be a number in [{lo}, {hi}], got {v!r}")
+
+        for name in ("window_influence", "lr", "mask_threshold", "confidence_threshold", "lost_threshold",
+                     "lost_window_influence"):
+            unit(name)
+        unit("hysteresis", 0.0, 1.0)
+        unit("penalty_k", 0.0, 10.0)
+        unit("context_amount", 0.0, 10.0)
+        unit("lost_search_step", 0.1, 2.0)
+        if not isinstance(self.lost_search_rings, int) or isinstance(self.lost_search_rings, bool) \
+                or not 0 <= self.lost_search_rings <= 10:
+            raise ValueError(f"TrackerConfig.lost_search_rings must be an integer in [0, 10], "
+                             f"got {self.lost_search_rings!r}")
+        if not isinstance(self.lost_frames, int) or isinstance(self.lost_frames, bool) or self.lost_frames < 1:
+            raise ValueError(f"TrackerConfig.lost_frames must be an integer >= 1, got {self.lost_frames!r}")
+        if self.lost_threshold > self.confidence_threshold:
+            raise ValueError(f"TrackerConfig.lost_threshold ({self.lost_threshold}) must not exceed "
+                             f"confidence_threshold ({self.confidence_threshold})")
+        for name in ("long_term", "cuda_graph", "warmup"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"TrackerConfig.{name} must be true/false, got {getattr(self, name)!r}")
+
+    @property
+    def recover_threshold(self) -> float:
+        """Score needed to return to TRACKING (from LOW_CONFIDENCE or LOST)."""
+        return min(1.0, self.confidence_threshold + self.hysteresis)
+
+    # --- (de)serialisation -----------------------------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "TrackerConfig":
+        if not isinstance(data, dict):
+            raise TypeError(f"TrackerConfig.from_dict expects a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrackerConfig keys {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path]) -> "TrackerConfig":
+        import yaml
+
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of TrackerConfig fields, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def to_yaml(self, path: Union[str, Path]) -> None:
+        import yaml
+
+        with open(path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
+
+    def replace(self, **changes: Any) -> "TrackerConfig":
+        """A validated copy with some fields changed."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown TrackerConfig keys {unknown}; known keys: {sorted(known)}")
+        return dataclasses.replace(self, **changes)
+
+
+def _config_dirs() -> list:
+    """Where config/trackers/*.yaml may live: the source checkout, then an ament (colcon) install."""
+    dirs = [Path(__file__).resolve().parents[2] / "config" / "trackers"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory("siamattn_ros")) / "config" / "trackers")
+    except Exception:  # not importable, or package not installed in an ament prefix: source tree only
+        pass
+    return dirs
+
+
+def load_preset(name_or_path: Union[str, Path]) -> TrackerConfig:
+    """TrackerConfig of a preset name ("otb100", "vot2018", "embedded") or of a YAML file path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise FileNotFoundError(f"tracker config file {str(p)!r} does not exist")
+        return TrackerConfig.from_yaml(p)
+    if str(name_or_path) not in PRESETS:
+        raise ValueError(f"unknown tracker preset {name_or_path!r}: expected one of {PRESETS} or a .yaml path")
+    for d in _config_dirs():
+        f = d / f"{name_or_path}.yaml"
+        if f.is_file():
+            return TrackerConfig.from_yaml(f)
+    raise FileNotFoundError(f"tracker preset {name_or_path!r} not found in {[str(d) for d in _config_dirs()]}")

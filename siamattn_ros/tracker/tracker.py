@@ -1,0 +1,383 @@
+"""The tracking engine: SiamAttn inference over NumPy BGR frames (spec §10), plus confidence states and long-term
+re-detection for robots.
+
+Per frame, data stays on the model's device from crop to result: the search crop is made with OpenCV on the CPU
+(one copy into the network input) or, on CUDA, from one upload of the frame; scores, decoding, penalty, window,
+best anchor, both RoIs, the box decode and the mask paste run as torch ops on the device; only ten numbers and the
+small binary mask region come back. On CUDA the fixed-shape part (network + decode + box refinement, and the mask
+head) is captured into CUDA graphs after each init (written for CUDA but only exercised on CPU so far).
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from contextlib import nullcontext
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from . import decode as D
+from . import mask as M
+from .config import RUNTIME_FIELDS, TrackerConfig
+from .crop import crop_cv, crop_torch, to_tensor
+from .result import TrackResult, TrackState
+from .state import ConfidenceStateMachine, lost_scan_offset
+
+MIN_BOX_SIDE = 1.0  # px: smaller init boxes are degenerate
+
+
+def check_image(image: Any) -> np.ndarray:
+    """Validate a BGR uint8 H×W×3 frame; raise ValueError naming the problem."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy.ndarray (H, W, 3) uint8 BGR, got {type(image).__name__}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if image.ndim == 2:
+        raise ValueError(f"image is single-channel (grey) with shape {image.shape}; convert it to BGR first, "
+                         f"e.g. cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)")
+    if image.ndim != 3 or image.shape[2] != 3:
+        hint = "; drop alpha with cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)" if image.ndim == 3 and image.shape[2] == 4 \
+            else ""
+        raise ValueError(f"image must have shape (H, W, 3) BGR, got {image.shape}{hint}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image dtype must be uint8 (BGR 0..255), got {image.dtype}")
+    if image.strides[2] != 1 or image.strides[1] != 3 or image.strides[0] < 0:
+        image = np.ascontiguousarray(image)  # flipped/strided views: OpenCV and torch need packed rows
+    return image
+
+
+def check_box(box_xywh: Any, width: int, height: int) -> Tuple[float, float, float, float]:
+    """Validate an init box (x, y, w, h) against a width×height image; raise ValueError naming the value."""
+    try:
+        vals = [float(v) for v in np.asarray(box_xywh, dtype=np.float64).reshape(-1)]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"init box must be 4 numbers x, y, w, h; got {box_xywh!r}") from e
+    if len(vals) != 4:
+        raise ValueError(f"init box must be 4 numbers x, y, w, h; got {len(vals)} values: {box_xywh!r}")
+    x, y, w, h = vals
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"init box has a non-finite value: {vals!r}")
+    if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
+        raise ValueError(f"init box is degenerate: width {w} and height {h} must both be >= {MIN_BOX_SIDE} px")
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise ValueError(f"init box {vals!r} lies entirely outside the {width}x{height} image")
+    return x, y, w, h
+
+
+def clip_box(cx: float, cy: float, w: float, h: float, width: int, height: int) -> np.ndarray:
+    """Axis-aligned (x, y, w, h) of the state box intersected with the image [0, W] × [0, H]."""
+    x1, y1 = max(0.0, cx - w / 2), max(0.0, cy - h / 2)
+    x2, y2 = min(float(width), cx + w / 2), min(float(height), cy + h / 2)
+    return np.array([x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1)], np.float64)
+
+
+class _CudaGraphed:
+    """A function of fixed-shape tensors replayed from a CUDA graph (inputs copied into static buffers)."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], *example: torch.Tensor) -> None:
+        self.inputs = [e.clone() for e in example]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up on a side stream, as graph capture requires
+            for _ in range(2):
+                fn(*self.inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = fn(*self.inputs)
+
+    def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+        for buf, a in zip(self.inputs, args):
+            buf.copy_(a, non_blocking=True)
+        self.graph.replay()
+        return self.output
+
+
+class Tracker:
+    """Single-object tracker. ``init(image, box)`` then ``track(image)`` per frame.
+
+    Args:
+        model: a SiamAttn-like module with ``template``, ``track``, ``bbox_refine``, ``mask_refine`` and a ``cfg``
+            holding the geometry (exemplar_size, instance_size, anchor_stride/ratios/scales, score_size,
+            mask_out_size, bbox_stds).
+        config: TrackerConfig (paper constants + robot additions). ``self.config`` may be replaced at any time,
+            or use ``set_params(**changes)`` (validated); the next frame uses the new values.
+        device: torch device for the network and all per-frame tensor work.
+        half: fp16 autocast (CUDA only).
+    """
+
+    def __init__(self, model: nn.Module, config: Optional[TrackerConfig] = None,
+                 device: Union[str, torch.device] = "cpu", half: bool = False) -> None:
+        self.device = torch.device(device)
+        self.config = config if config is not None else TrackerConfig()
+        self.model = model.eval().to(self.device)
+        g = model.cfg
+        self.exemplar_size = int(g.exemplar_size)
+        self.instance_size = int(g.instance_size)
+        self.score_size = int(g.score_size)
+        self.mask_size = int(g.mask_out_size)
+        self.bbox_stds = tuple(float(s) for s in g.bbox_stds)
+        self.anchor_stride = int(g.anchor_stride)
+        anchors = D.make_anchors(self.anchor_stride, g.anchor_ratios, g.anchor_scales, self.score_size)
+        self.num_anchors = anchors.shape[1] // (self.score_size ** 2)
+        self.anchors = torch.from_numpy(anchors).to(self.device)
+        self.window = torch.from_numpy(D.cosine_window(self.score_size, self.num_anchors)).to(self.device)
+        self.half = bool(half)
+        self._cuda = self.device.type == "cuda"
+        if self.half and not self._cuda:
+            raise ValueError(f"half=True needs a CUDA device (fp16 autocast), got device {str(self.device)!r}")
+        self._graphs: Dict[str, _CudaGraphed] = {}
+        self._graph_failed = False
+        # Set profile = True to get a per-stage breakdown in last_timings (synchronises the device per stage).
+        self.profile = False
+        self.last_timings: Dict[str, float] = {}
+        self._init_id = 0
+        self._sm = ConfidenceStateMachine()
+        self.reset()
+        if self.config.warmup:
+            self._warmup()
+
+    # --- public API ----------------------------------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return self._center is not None
+
+    @property
+    def init_id(self) -> int:
+        return self._init_id
+
+    def reset(self) -> None:
+        """Forget the target (track() raises until the next init())."""
+        self._center: Optional[Tuple[float, float]] = None
+        self._size: Tuple[float, float] = (0.0, 0.0)
+        self._pad_color = np.zeros(3, np.uint8)
+        self._frames = 0
+        self._lost_frames = 0
+        self._sm.reset()
+        self._graphs = {}
+
+    def set_params(self, **changes: Any) -> TrackerConfig:
+        """Change run-time settings (thresholds, penalties, long-term search) from the next frame on; validated."""
+        bad = sorted(set(changes) - set(RUNTIME_FIELDS))
+        if bad:
+            raise ValueError(f"not changeable at run time: {bad}; run-time fields: {list(RUNTIME_FIELDS)}")
+        self.config = self.config.replace(**changes)
+        return self.config
+
+    @torch.inference_mode()
+    def init(self, image: np.ndarray, box_xywh: Sequence[float]) -> TrackResult:
+        """Start tracking the object in box_xywh (top-left x, y, width, height, source pixels) of image."""
+        image = check_image(image)
+        height, width = image.shape[:2]
+        x, y, w, h = check_box(box_xywh, width, height)
+        self.reset()
+        self._center = (x + (w - 1) / 2.0, y + (h - 1) / 2.0)
+        self._size = (w, h)
+        # Mean colour of the first frame, truncated to uint8 as the authors' canvas does (spec §10.1 step 3).
+        self._pad_color = np.array(cv2.mean(image)[:3], np.float64).astype(np.uint8)
+        s_z = round(self._context_side(1.0))
+        z = self._crop(image, self._center, s_z, self.exemplar_size)
+        with self._autocast():
+            self.model.template(z)
+        self._init_id += 1
+        if self._cuda and self.config.cuda_graph and not self._graph_failed:
+            self._capture_graphs()
+        box = clip_box(x + w / 2.0, y + h / 2.0, w, h, width, height)
+        return TrackResult(box_xywh=box, polygon=M.box_polygon(box), mask=None, confidence=1.0,
+                           state=TrackState.INITIALIZING, init_id=self._init_id, frames_since_init=0)
+
+    @torch.inference_mode()
+    def track(self, image: np.ndarray, want_mask: bool = True) -> TrackResult:
+        """Locate the target in the next frame. Box, confidence and state do not depend on want_mask."""
+        if not self.initialized:
+            raise RuntimeError("Tracker.track() called before init(): call init(image, box_xywh) first")
+        image = check_image(image)
+        cfg = self.config
+        height, width = image.shape[:2]
+        timings: Dict[str, float] = {}
+        t0 = time.perf_counter()
+
+        prev_state = self._sm.state
+        lost = prev_state == TrackState.LOST and cfg.long_term
+        # Search geometry (spec §10.3 step 1): s_z from the current size, not rounded; s_x rounded.
+        s_z = self._context_side(1.0)
+        scale_z = self.exemplar_size / s_z
+        s_x = round(s_z * self.instance_size / self.exemplar_size)
+        center = self._center
+        if lost:
+            i, j = lost_scan_offset(self._lost_frames, cfg.lost_search_rings)
+            step = cfg.lost_search_step * 2 * (self.score_size // 2) * self.anchor_stride / scale_z
+            cand = (center[0] + i * step, center[1] + j * step)
+            if 0 <= cand[0] < width and 0 <= cand[1] < height:  # windows centred off-image see only padding
+                center = cand
+        x = self._crop(image, center, s_x, self.instance_size)
+        crop_x0, crop_y0 = center[0] - s_x / 2.0, center[1] - s_x / 2.0
+        t1 = self._tick(timings, "crop", t0)
+
+        w, h = self._size
+        wi = cfg.lost_window_influence if lost else cfg.window_influence
+        params = torch.tensor([w * scale_z, h * scale_z, cfg.penalty_k, wi], dtype=torch.float32)
+        params = params.to(self.device, non_blocking=True)
+        if "search" in self._graphs:
+            out = self._graphs["search"](x, params)
+        else:
+            out = self._search_step(x, params, timings)
+        score, pen, cx_r, cy_r, w_r, h_r, cx_f, cy_f, w_f, h_f = out.cpu().tolist()  # the one sync per frame
+        t2 = time.perf_counter()
+        if "network" not in timings:  # graph replay or no profiling: network and device decode are one stage
+            timings["network"] = (t2 - t1) * 1e3
+            timings["decode"] = 0.0
+
+        # Confidence state, then the state update (steps 8-10) unless long-term mode holds the state.
+        state = self._sm.update(score, cfg)
+        hold = cfg.long_term and (score < cfg.lost_threshold or state == TrackState.LOST)
+        if not hold:
+            new_cx = cx_f / scale_z + crop_x0
+            new_cy = cy_f / scale_z + crop_y0
+            lr = pen * score * cfg.lr
+            new_w = w * (1 - lr) + w_f / scale_z * lr
+            new_h = h * (1 - lr) + h_f / scale_z * lr
+            self._center = (min(max(new_cx, 0.0), width - 1.0), min(max(new_cy, 0.0), height - 1.0))
+            self._size = (min(max(new_w, 10.0), width - 1.0), min(max(new_h, 10.0), height - 1.0))
+        self._lost_frames = self._lost_frames + 1 if (state == TrackState.LOST and prev_state == TrackState.LOST) \
+            else 0
+        self._frames += 1
+        (cx, cy), (w, h) = self._center, self._size
+        box = clip_box(cx, cy, w, h, width, height)
+        t3 = time.perf_counter()
+        timings["decode"] += (t3 - t2) * 1e3
+
+        mask = None
+        polygon = M.box_polygon(box)
+        if want_mask:
+            if state == TrackState.LOST:
+                mask = np.zeros((height, width), np.uint8)  # nothing to segment where the target is not found
+            else:
+                mask, polygon = self._mask(self._center, self._size, (crop_x0, crop_y0), scale_z, s_x, box,
+                                           width, height, timings)
+            self._tick(timings, "mask", t3)
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        self.last_timings = timings
+        return TrackResult(box_xywh=box, polygon=polygon, mask=mask, confidence=float(score), state=state,
+                           init_id=self._init_id, frames_since_init=self._frames)
+
+    # --- steps -----------------------------------------------------------------------------------------------------
+    def _context_side(self, factor: float) -> float:
+        """sqrt(w_z·h_z) with w_z = w + ctx·(w+h), h_z = h + ctx·(w+h) (spec §10.2 step 2)."""
+        w, h = self._size
+        ctx = self.config.context_amount * (w + h)
+        return math.sqrt((w + ctx) * (h + ctx)) * factor
+
+    def _crop(self, image: np.ndarray, center: Tuple[float, float], side: int, out_size: int) -> torch.Tensor:
+        if self._cuda:
+            frame = torch.from_numpy(image).to(self.device, non_blocking=True)  # the frame's one upload
+            pad = torch.from_numpy(self._pad_color).to(self.device)
+            return crop_torch(frame, center, int(side), out_size, pad)
+        return to_tensor(crop_cv(image, center, int(side), out_size, self._pad_color), self.device)
+
+    def _autocast(self):
+        if not self.half:
+            return nullcontext()
+        return torch.autocast("cuda", dtype=torch.float16)
+
+    def _sync(self) -> None:
+        if self._cuda:
+            torch.cuda.synchronize(self.device)
+
+    def _tick(self, timings: Dict[str, float], name: str, since: float) -> float:
+        if self.profile:
+            self._sync()
+        now = time.perf_counter()
+        timings[name] = (now - since) * 1e3
+        return now
+
+    def _search_step(self, x: torch.Tensor, params: torch.Tensor,
+                     timings: Optional[Dict[str, float]] = None) -> torch.Tensor:
+        """Network + decode + best anchor + box refinement, all on the device. params = (target w, h in crop
+        pixels, penalty_k, window_influence). Returns (10,) float32: score, penalty, clipped RPN box (cx, cy, w, h)
+        and refined box (cx, cy, w, h), both in crop pixels."""
+        profiling = timings is not None and self.profile
+        t = time.perf_counter()
+        with self._autocast():
+            out = self.model.track(x)
+        if profiling:
+            t = self._tick(timings, "network", t)
+        score = D.fg_scores(out["cls"])
+        boxes = D.decode_boxes(out["loc"], self.anchors)
+        penalty = D.scale_penalty(boxes, params[:2], params[2])
+        best = D.select_best(score, penalty, self.window, params[3])
+        rpn_box = D.rpn_box_in_crop(boxes[:, best], self.instance_size)
+        roi = D.bbox_roi(rpn_box)
+        if profiling:
+            t = self._tick(timings, "decode", t)
+        with self._autocast():
+            deltas = self.model.bbox_refine(roi)
+        if profiling:
+            t0 = t
+            t = self._tick(timings, "bbox_refine", t)
+            timings["network"] += (t - t0) * 1e3
+        refined = D.decode_refine(deltas, rpn_box, self.bbox_stds)
+        return torch.cat((score[best].view(1), penalty[best].view(1), rpn_box, refined))
+
+    def _mask_step(self, roi: torch.Tensor) -> torch.Tensor:
+        """Mask head on a (1, 5) RoI → M×M float32 probabilities on the device."""
+        with self._autocast():
+            logits = self.model.mask_refine(roi)
+        return torch.sigmoid(logits.float())[0, 0]
+
+    def _mask(self, center: Tuple[float, float], size: Tuple[float, float], crop_origin: Tuple[float, float],
+              scale_z: float, s_x: int, box: np.ndarray, width: int, height: int,
+              timings: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray]:
+        """Steps 12-15: mask RoI from the new state, mask head, paste-back, threshold, polygon."""
+        x1, y1, x2, y2 = D.mask_roi(center, size, crop_origin, scale_z)
+        roi = torch.tensor([[0.0, x1, y1, x2, y2]], dtype=torch.float32).to(self.device, non_blocking=True)
+        t = time.perf_counter()
+        prob = self._graphs["mask"](roi) if "mask" in self._graphs else self._mask_step(roi)
+        t = self._tick(timings, "mask_head", t)
+        pm = M.paste_map(M.sub_rect((x1, y1, x2, y2), crop_origin, s_x, self.instance_size), self.mask_size,
+                         width, height)
+        if self._cuda:
+            region = M.paste_torch(prob, pm, self.config.mask_threshold).cpu().numpy()
+        else:
+            region = M.paste_cv(prob.numpy(), pm, self.config.mask_threshold)
+        polygon = M.mask_polygon(region, (pm.x0, pm.y0), box)
+        full = M.full_frame(region, pm, width, height)
+        self._tick(timings, "paste", t)
+        return full, polygon
+
+    # --- set-up ----------------------------------------------------------------------------------------------------
+    def _example_inputs(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        m = self.instance_size
+        x = torch.full((1, 3, m, m), 114.0, device=self.device)
+        params = torch.tensor([64.0, 64.0, self.config.penalty_k, self.config.window_influence],
+                              device=self.device)
+        roi = torch.tensor([[0.0, m / 2 - 32, m / 2 - 32, m / 2 + 32, m / 2 + 32]], device=self.device)
+        return x, params, roi
+
+    def _capture_graphs(self) -> None:
+        """Capture search and mask steps for the current template (the graphs read the template features the
+        model cached in init(), so they are re-captured on every init). Falls back to eager on any failure."""
+        x, params, roi = self._example_inputs()
+        try:
+            self._graphs["search"] = _CudaGraphed(self._search_step, x, params)
+            # Captured after the search graph: the mask head reads the fused features that graph writes.
+            self._graphs["mask"] = _CudaGraphed(self._mask_step, roi)
+        except Exception as e:  # capture is an optimisation: never let it break tracking
+            self._graphs = {}
+            self._graph_failed = True
+            warnings.warn(f"CUDA graph capture failed, running eagerly: {e}")
+
+    @torch.inference_mode()
+    def _warmup(self) -> None:
+        """One template + search + mask pass on a synthetic frame (allocator, kernels, cuDNN autotune), then reset."""
+        rng = np.random.default_rng(0)
+        frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+        self.init(frame, (130.0, 90.0, 60.0, 60.0))
+        self.track(frame, want_mask=True)
+        self._sync()
+        self.reset()
+        self._init_id = 0
