@@ -1,0 +1,45 @@
+"""Refinement heads: box head (deformable RoI pool 4x4 -> FC x2 -> 4 deltas) and mask head (pool 16x16 -> convs ->
+x4 deconv -> 1x1 -> logits)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .fusion import ConvModule
+from .roi_pool import DeformRoIPoolingPack
+
+
+class FCx2DetHead(nn.Module):
+    def __init__(self, channels: int, pool_size: int, spatial_scale: float, fc_hidden: int, offset_hidden: int,
+                 offset_input_size: int, sample_per_part: int = 4, trans_std: float = 0.1) -> None:
+        super().__init__()
+        self.roi_pool_b = DeformRoIPoolingPack(spatial_scale, pool_size, channels, offset_hidden, offset_input_size,
+                                               sample_per_part, trans_std)
+        self.tail_det = nn.Sequential(nn.Linear(channels * pool_size * pool_size, fc_hidden), nn.ReLU(inplace=True),
+                                      nn.Linear(fc_hidden, fc_hidden), nn.ReLU(inplace=True))
+        self.tail_det_box = nn.Linear(fc_hidden, 4)
+
+    def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        pooled = self.roi_pool_b(features, rois)
+        return self.tail_det_box(self.tail_det(pooled.flatten(1)))
+
+
+class FusedSemanticHead(nn.Module):
+    def __init__(self, in_channels: int, channels: int, pool_size: int, spatial_scale: float, out_size: int,
+                 num_convs: int, offset_hidden: int, offset_input_size: int, sample_per_part: int = 4,
+                 trans_std: float = 0.1) -> None:
+        super().__init__()
+        self.roi_pool_m = DeformRoIPoolingPack(spatial_scale, pool_size, in_channels, offset_hidden,
+                                               offset_input_size, sample_per_part, trans_std)
+        self.convs = nn.ModuleList(ConvModule(in_channels if i == 0 else channels, channels, 3, padding=1)
+                                   for i in range(num_convs))
+        ratio = out_size // pool_size
+        self.upsample = nn.ConvTranspose2d(channels, channels, ratio, stride=ratio)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv_logits = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        x = self.roi_pool_m(features, rois)
+        for conv in self.convs:
+            x = conv(x)
+        return self.conv_logits(self.relu(self.upsample(x)))

@@ -1,0 +1,100 @@
+"""Deformable RoI pooling (mmdetection-v1 DeformRoIPooling with group_size 1, not modulated) in plain PyTorch.
+
+Semantics of spec section 7.2, which torchvision's roi_align does not reproduce: RoI corners C-rounded (half away
+from zero) to crop pixels, far corner inclusive (+1), -0.5 shift; minimum RoI side 0.1; S x S samples per bin at the
+*start* of each sub-cell; per-bin offsets scaled by trans_std and by the RoI size; samples outside
+[-0.5, W-0.5] x [-0.5, H-0.5] are dropped from the mean (not counted as zeros); remaining samples are clamped into
+the map and interpolated bilinearly. Bilinear sampling is done with grid_sample (autograd for features and offsets).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def c_round(x: torch.Tensor) -> torch.Tensor:
+    """Round half away from zero (C's round()), unlike torch.round's half-to-even."""
+    return torch.sign(x) * torch.floor(x.abs() + 0.5)
+
+
+def deform_roi_pool(features: torch.Tensor, rois: torch.Tensor, offsets: Optional[torch.Tensor], spatial_scale: float,
+                    output_size: int, sample_per_part: int = 4, trans_std: float = 0.1) -> torch.Tensor:
+    """Pool (n, C, P, P) from features (B, C, H, W) for rois (n, 5) = [batch_index, x1, y1, x2, y2].
+
+    offsets: None or (n, 2, P, P) normalised bin offsets (channel 0 = x, channel 1 = y).
+    """
+    if rois.dim() != 2 or rois.size(1) != 5:
+        raise ValueError(f"rois must be (n, 5) [batch_index, x1, y1, x2, y2], got shape {tuple(rois.shape)}")
+    n = rois.size(0)
+    bsz, c, h, w = features.shape
+    p, s = output_size, sample_per_part
+    if n == 0:
+        return features.new_zeros((0, c, p, p))
+    if offsets is not None and offsets.shape != (n, 2, p, p):
+        raise ValueError(f"offsets shape {tuple(offsets.shape)} != {(n, 2, p, p)}")
+    dt, dev = features.dtype, features.device
+    rois = rois.detach().to(dt)  # no gradient to the RoI coordinates (as in the original op)
+    bidx = rois[:, 0].long()
+    if bool((bidx < 0).any()) or bool((bidx >= bsz).any()):
+        raise ValueError(f"roi batch indices {bidx.tolist()} out of range for a batch of {bsz}")
+    x1 = c_round(rois[:, 1]) * spatial_scale - 0.5
+    y1 = c_round(rois[:, 2]) * spatial_scale - 0.5
+    x2 = (c_round(rois[:, 3]) + 1.0) * spatial_scale - 0.5
+    y2 = (c_round(rois[:, 4]) + 1.0) * spatial_scale - 0.5
+    rw = (x2 - x1).clamp(min=0.1).view(n, 1, 1, 1, 1)
+    rh = (y2 - y1).clamp(min=0.1).view(n, 1, 1, 1, 1)
+    bw, bh = rw / p, rh / p
+    # Sample grid laid out as (n, ph, ih, pw, iw) so it reshapes to an image of (P*S) x (P*S) per RoI.
+    grid_p = torch.arange(p, device=dev, dtype=dt)
+    grid_s = torch.arange(s, device=dev, dtype=dt)
+    sx = x1.view(n, 1, 1, 1, 1) + bw * grid_p.view(1, 1, 1, p, 1) + (bw / s) * grid_s.view(1, 1, 1, 1, s)
+    sy = y1.view(n, 1, 1, 1, 1) + bh * grid_p.view(1, p, 1, 1, 1) + (bh / s) * grid_s.view(1, 1, s, 1, 1)
+    if offsets is not None:
+        off = offsets.to(dt) * trans_std
+        sx = sx + (off[:, 0] * rw.view(n, 1, 1)).view(n, p, 1, p, 1)
+        sy = sy + (off[:, 1] * rh.view(n, 1, 1)).view(n, p, 1, p, 1)
+    sx, sy = torch.broadcast_tensors(sx, sy)
+    valid = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
+    gx = sx.clamp(0.0, w - 1.0) * (2.0 / (w - 1) if w > 1 else 0.0) - 1.0
+    gy = sy.clamp(0.0, h - 1.0) * (2.0 / (h - 1) if h > 1 else 0.0) - 1.0
+    grid = torch.stack((gx, gy), dim=-1).reshape(n, p * s, p * s, 2)
+    if bsz == 1:
+        src = features.expand(n, c, h, w)
+    else:
+        src = features.index_select(0, bidx)
+    vals = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)  # (n, C, P*S, P*S)
+    vals = vals.view(n, c, p, s, p, s)
+    mask = valid.to(dt).view(n, 1, p, s, p, s)
+    total = (vals * mask).sum(dim=(3, 5))
+    count = mask.sum(dim=(3, 5)).clamp(min=1.0)  # a bin with no valid sample outputs 0
+    return total / count
+
+
+class DeformRoIPoolingPack(nn.Module):
+    """Pool without offsets -> offset MLP on the pooled features -> pool again with the predicted per-bin offsets."""
+
+    def __init__(self, spatial_scale: float, output_size: int, channels: int, hidden: int, offset_input_size: int,
+                 sample_per_part: int = 4, trans_std: float = 0.1) -> None:
+        super().__init__()
+        self.spatial_scale = spatial_scale
+        self.output_size = output_size
+        self.sample_per_part = sample_per_part
+        self.trans_std = trans_std
+        # The paper feeds the full (C, P, P) pooled tensor to the MLP; the embedded model average-pools it first.
+        self.offset_input_size = offset_input_size
+        fc_in = channels * offset_input_size * offset_input_size
+        self.offset_fc = nn.Sequential(nn.Linear(fc_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden),
+                                       nn.ReLU(inplace=True), nn.Linear(hidden, 2 * output_size * output_size))
+        nn.init.zeros_(self.offset_fc[4].weight)
+        nn.init.zeros_(self.offset_fc[4].bias)
+
+    def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        p = self.output_size
+        pooled = deform_roi_pool(features, rois, None, self.spatial_scale, p, self.sample_per_part, self.trans_std)
+        if self.offset_input_size != p:
+            pooled = F.adaptive_avg_pool2d(pooled, self.offset_input_size)
+        offsets = self.offset_fc(pooled.flatten(1)).view(-1, 2, p, p)
+        return deform_roi_pool(features, rois, offsets, self.spatial_scale, p, self.sample_per_part, self.trans_std)
