@@ -1,0 +1,227 @@
+"""The tracker node's parts in isolation: frame hand-over, stamp-keyed buffer, parameters, QoS, message building."""
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("rclpy", reason="rclpy is not installed (run `make test`, which installs it)")
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSReliabilityPolicy  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from siamattn_ros.msg import BoundingBox2D, TrackResult as TrackResultMsg  # noqa: E402
+from siamattn_ros.ros import messages, params, qos  # noqa: E402
+from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward, stamp_to_ns  # noqa: E402
+from siamattn_ros.tracker.result import TrackResult, TrackState  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def header(sec: int, nanosec: int = 0, frame_id: str = "cam") -> Header:
+    h = Header(frame_id=frame_id)
+    h.stamp.sec, h.stamp.nanosec = sec, nanosec
+    return h
+
+
+def frame(seq: int, stamp_ns: int | None = None) -> Frame:
+    return Frame(msg=None, stamp_ns=seq * 1000 if stamp_ns is None else stamp_ns, seq=seq)
+
+
+# ---------------------------------------------------------------- frames
+def test_stamp_to_ns_is_exact_for_large_stamps():
+    assert stamp_to_ns(header(1_700_000_123, 999_999_999).stamp) == 1_700_000_123_999_999_999
+
+
+def test_latest_slot_keeps_only_the_newest_and_counts_drops():
+    slot = LatestSlot()
+    for i in range(1, 6):
+        slot.put(frame(i))
+    assert slot.take(timeout=0).seq == 5
+    assert (slot.received, slot.dropped) == (5, 4)
+    assert slot.take(timeout=0) is None
+    slot.put(frame(6))
+    slot.discard_older_than(6)
+    assert slot.take(timeout=0) is None
+
+
+def test_latest_slot_wakes_a_waiting_consumer():
+    slot = LatestSlot()
+    got = []
+    t = threading.Thread(target=lambda: got.append(slot.take(timeout=30)))
+    t.start()
+    slot.put(frame(1))
+    t.join(timeout=30)
+    assert not t.is_alive() and got[0].seq == 1
+
+
+def test_frame_ring_lookup_and_eviction():
+    ring = FrameRing(3)
+    for i in range(1, 6):
+        ring.push(frame(i))
+    assert len(ring) == 3 and ring.latest().seq == 5
+    assert ring.find(4000).seq == 4
+    assert ring.find(2000) is None  # evicted
+    assert [f.seq for f in ring.newer_than(ring.find(3000))] == [4, 5]
+    assert ring.stamp_range() == (3000, 5000)
+    ring.resize(2)
+    assert [ring.find(s) is not None for s in (3000, 4000, 5000)] == [False, True, True]
+    with pytest.raises(ValueError, match="got 0"):
+        FrameRing(0)
+
+
+def test_frame_ring_duplicate_stamps_resolve_to_the_most_recent():
+    ring = FrameRing(5)
+    ring.push(frame(1, 42))
+    ring.push(frame(2, 42))
+    assert ring.find(42).seq == 2
+
+
+@pytest.mark.parametrize("n,limit", [(0, 5), (3, 5), (10, 0), (10, 4), (31, 30), (100, 7)])
+def test_pick_fast_forward_is_bounded_ordered_and_ends_with_the_newest(n, limit):
+    frames = [frame(i) for i in range(1, n + 1)]
+    picked = pick_fast_forward(frames, limit)
+    expect = n if limit == 0 else min(n, limit)
+    assert len(picked) == expect
+    seqs = [f.seq for f in picked]
+    assert seqs == sorted(set(seqs))
+    if n:
+        assert seqs[-1] == n
+
+
+# ---------------------------------------------------------------- parameters
+def test_params_yaml_matches_the_declared_defaults():
+    data = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    assert set(values) == set(params.SPECS)
+    for name, value in values.items():
+        default = params.SPECS[name].default
+        assert type(value) is type(default) and value == default, name
+
+
+def test_tracker_parameters_match_the_tracker_config():
+    from siamattn_ros.tracker.config import RUNTIME_FIELDS, TrackerConfig
+
+    cfg = TrackerConfig()
+    for name in params.TRACKER_FIELDS:
+        assert name in RUNTIME_FIELDS
+        assert params.SPECS[name].dynamic
+        assert getattr(cfg, name) == params.SPECS[name].default, name
+
+
+@pytest.mark.parametrize("name,value,fragment", [
+    ("confidence_threshold", 1.5, "must be <= 1.0, got 1.5"),
+    ("confidence_threshold", "high", "must be a double"),
+    ("lost_frames", 0, "must be >= 1"),
+    ("qos_reliability", "sometimes", "one of best_effort, reliable"),
+    ("image_transport", "theora", "one of raw, compressed"),
+    ("publish_mask", 1, "must be a bool"),
+    ("no_such_param", 1, "unknown parameter"),
+])
+def test_invalid_values_are_rejected_with_a_reason(name, value, fragment):
+    assert fragment in params.check_value(name, value)
+
+
+def test_cross_parameter_rule_and_valid_values():
+    current = {s.name: s.default for s in params.PARAMS}
+    assert params.check_update(current, {"confidence_threshold": 0.7, "lost_threshold": 0.3}) is None
+    assert params.check_update(current, {"confidence_threshold": 1}) is None  # an integer for a double is fine
+    reason = params.check_update(current, {"lost_threshold": 0.9})
+    assert "lost_threshold (0.9) must be <= confidence_threshold (0.5)" == reason
+
+
+def test_descriptors_carry_ranges_and_read_only():
+    d = params.descriptor(params.SPECS["confidence_threshold"])
+    assert not d.read_only and d.floating_point_range[0].to_value == 1.0
+    d = params.descriptor(params.SPECS["lost_frames"])
+    assert d.integer_range[0].from_value == 1
+    d = params.descriptor(params.SPECS["model"])
+    assert d.read_only and "Read-only" in d.description
+
+
+# ---------------------------------------------------------------- QoS
+def test_image_qos_is_depth_one_with_selectable_reliability():
+    for name, policy in (("best_effort", QoSReliabilityPolicy.BEST_EFFORT), ("reliable", QoSReliabilityPolicy.RELIABLE)):
+        p = qos.image_qos(name)
+        assert (p.depth, p.history, p.reliability, p.durability) == (
+            1, QoSHistoryPolicy.KEEP_LAST, policy, QoSDurabilityPolicy.VOLATILE)
+    with pytest.raises(ValueError, match="'fast'"):
+        qos.image_qos("fast")
+
+
+# ---------------------------------------------------------------- messages
+def test_box_convention_is_top_left_plus_half_size():
+    box = messages.xywh_to_box([100.0, 50.0, 80.0, 60.0])
+    assert (box.center_x, box.center_y, box.width, box.height, box.angle) == (140.0, 80.0, 80.0, 60.0, 0.0)
+    assert messages.box_to_xywh(box) == (100.0, 50.0, 80.0, 60.0)
+
+
+@pytest.mark.parametrize("box,fragment", [
+    (BoundingBox2D(center_x=10.0, center_y=10.0, width=0.5, height=5.0), "must be >= 1 px"),
+    (BoundingBox2D(center_x=10.0, center_y=10.0, width=5.0, height=5.0, angle=0.3), "angle must be 0"),
+    (BoundingBox2D(center_x=float("nan"), center_y=10.0, width=5.0, height=5.0), "non-finite"),
+    (BoundingBox2D(center_x=500.0, center_y=10.0, width=5.0, height=5.0), "does not overlap the 160x120 image"),
+])
+def test_bad_init_boxes_are_explained(box, fragment):
+    assert fragment in messages.check_init_box(box, 160, 120)
+
+
+def test_good_init_box_passes():
+    assert messages.check_init_box(BoundingBox2D(center_x=0.0, center_y=0.0, width=4.0, height=4.0), 160, 120) is None
+
+
+@pytest.mark.parametrize("start", [0, 1, 2, 3])
+def test_rotated_box_of_an_axis_aligned_polygon_has_angle_zero(start):
+    corners = np.array([[10, 20], [50, 20], [50, 30], [10, 30]], np.float32)
+    rb = messages.polygon_to_rotated_box(np.roll(corners, -start, axis=0))
+    assert (rb.center_x, rb.center_y, rb.width, rb.height, rb.angle) == (30.0, 25.0, 40.0, 10.0, 0.0)
+
+
+def test_rotated_box_angle_is_counter_clockwise_in_the_image():
+    # A 40 x 10 rectangle rotated by +30 degrees counter-clockwise as seen on screen (v grows downwards).
+    a = math.radians(30)
+    u = np.array([math.cos(a), -math.sin(a)])
+    v = np.array([math.sin(a), math.cos(a)])
+    c = np.array([100.0, 100.0])
+    pts = np.array([c - 20 * u - 5 * v, c + 20 * u - 5 * v, c + 20 * u + 5 * v, c - 20 * u + 5 * v])
+    rb = messages.polygon_to_rotated_box(pts)
+    assert rb.angle == pytest.approx(a) and rb.width == pytest.approx(40) and rb.height == pytest.approx(10)
+    assert (rb.center_x, rb.center_y) == pytest.approx((100.0, 100.0))
+
+
+def test_build_result_copies_the_header_and_fills_every_field():
+    h = header(1_700_000_000, 123_456_789, "camera_color_optical_frame")
+    res = TrackResult(box_xywh=np.array([10.0, 20.0, 30.0, 40.0]),
+                      polygon=np.array([[10, 20], [40, 20], [40, 60], [10, 60]], np.float32),
+                      mask=None, confidence=0.75, state=TrackState.TRACKING, init_id=3, frames_since_init=9)
+    now = 1_700_000_000_223_456_789
+    msg = messages.build_result(h, res, (640, 480), (0.5, 0.2), 12_000_000, now)
+    assert msg.header == h
+    assert msg.state == TrackResultMsg.TRACKING and msg.init_id == 3 and msg.frames_since_init == 9
+    assert (msg.box.center_x, msg.box.center_y, msg.box.width, msg.box.height) == (25.0, 40.0, 30.0, 40.0)
+    assert (msg.rotated_box.center_x, msg.rotated_box.width, msg.rotated_box.angle) == (25.0, 30.0, 0.0)
+    assert [(p.x, p.y) for p in msg.polygon.points] == [(10, 20), (40, 20), (40, 60), (10, 60)]
+    assert msg.confidence == pytest.approx(0.75) and msg.confidence_threshold == pytest.approx(0.5)
+    assert (msg.image_width, msg.image_height) == (640, 480)
+    assert (msg.processing_time.sec, msg.processing_time.nanosec) == (0, 12_000_000)
+    assert (msg.latency.sec, msg.latency.nanosec) == (0, 100_000_000)
+
+
+def test_negative_latency_is_a_valid_duration():
+    d = messages.duration_from_ns(-1)
+    assert (d.sec, d.nanosec) == (-1, 999_999_999)
+
+
+@pytest.mark.skipif(not messages.has_vision_msgs(), reason="vision_msgs is not installed here")
+def test_detection2d_uses_the_installed_vision_msgs_layout():
+    h = header(5, 6, "cam")
+    res = TrackResult(box_xywh=np.array([10.0, 20.0, 30.0, 40.0]), polygon=np.zeros((4, 2), np.float32),
+                      mask=None, confidence=0.5, state=TrackState.TRACKING, init_id=2, frames_since_init=1)
+    det = messages.build_detection(messages.build_result(h, res, (100, 100), (0.5, 0.2), 0, 0))
+    assert det.header == h
+    assert (det.bbox.center.position.x, det.bbox.center.position.y) == (25.0, 40.0)
+    assert (det.bbox.size_x, det.bbox.size_y) == (30.0, 40.0)
+    assert det.results[0].hypothesis.score == pytest.approx(0.5)
