@@ -77,12 +77,12 @@ def load_network(model: Union[str, Path, nn.Module], checkpoint: Optional[Union[
             warnings.warn(f"{EMBEDDED_FILE} not found: using siamattn_mnv2 with RANDOM weights (timing only)")
             return build_model("siamattn_mnv2", pretrained=False)
     if name in ("siamattn_r50", "siamattn_mnv2"):
+        if checkpoint is None and not random_weights:  # checked before building 140 M parameters
+            raise ValueError(f"model {name!r} needs checkpoint=<path to its weights> "
+                             f"(the authors' checkpoint_vot2018.pth / checkpoint_otb100.pth for siamattn_r50)")
         net = build_model(name, pretrained=False)
         if checkpoint is not None:
             load_checkpoint(net, checkpoint)
-        elif not random_weights:
-            raise ValueError(f"model {name!r} needs checkpoint=<path to its weights> "
-                             f"(the authors' checkpoint_vot2018.pth / checkpoint_otb100.pth for siamattn_r50)")
         else:
             warnings.warn(f"{name}: no checkpoint given, using RANDOM weights (timing only)")
         return net
