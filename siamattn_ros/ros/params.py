@@ -32,8 +32,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "auto", "Torch device: 'auto' (cuda when available, else cpu), 'cpu', 'cuda', 'cuda:N'."),
     ParamSpec("half", False, "Run the network in float16 (CUDA only)."),
     ParamSpec("tracker_config", "",
-              "Tracker preset ('embedded', 'vot2018', 'otb100') or a TrackerConfig YAML path; empty: the built-in "
-              "defaults. The threshold parameters below override its values."),
+              "Tracker preset ('embedded', 'vot2018', 'otb100') or a TrackerConfig YAML path; empty: the model's "
+              "own preset (embedded for the embedded model, vot2018 for siamattn_r50). The threshold parameters "
+              "below override its values."),
     ParamSpec("num_threads", 0, "CPU threads for torch (0: torch's default).", min_value=0, max_value=256),
     ParamSpec("warmup", True, "Run the network once at start so the first init does not stall the stream."),
     ParamSpec("image_transport", "raw",

@@ -8,6 +8,7 @@ frame never blocks a service, parameter or init callback. See docs/ROS_NODE.md f
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -97,6 +98,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def default_preset(model: str) -> str:
+    """The tracker preset build_tracker would pick for `model` (the model's own tuning)."""
+    from siamattn_ros.tracker.build import DEFAULT_PRESET
+
+    if model in DEFAULT_PRESET:
+        return DEFAULT_PRESET[model]
+    return "embedded" if "mnv2" in os.path.basename(model) or "embedded" in os.path.basename(model) else "vot2018"
+
+
 class TrackerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -121,6 +131,7 @@ class TrackerNode(Node):
         self._seq = 0
         self._stats = NodeStats()
         self._stop = threading.Event()
+        self._warned: dict[str, float] = {}
 
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._control_group = ReentrantCallbackGroup()
@@ -162,11 +173,11 @@ class TrackerNode(Node):
                 raise StartupError(f"parameter {spec.name}: {exc} (default {spec.default!r})") from None
 
     def _tracker_config(self) -> Any:
-        from siamattn_ros.tracker.config import TrackerConfig, load_preset
+        from siamattn_ros.tracker.config import load_preset
 
-        name = self._params["tracker_config"]
+        name = self._params["tracker_config"] or default_preset(str(self._params["model"]))
         try:
-            cfg = load_preset(name) if name else TrackerConfig()
+            cfg = load_preset(name)
             overrides = {k: self._params[k] for k in TRACKER_FIELDS}
             overrides["warmup"] = bool(self._params["warmup"])
             return cfg.replace(**overrides)
@@ -275,6 +286,8 @@ class TrackerNode(Node):
                 if frame is not None:
                     self._process(frame, self._generation)
             except Exception as exc:  # keep the node alive; the message names what failed
+                if self._stop.is_set() or not self.context.ok():
+                    return  # shutting down (Ctrl-C): publishers are already gone
                 self.get_logger().error(f"tracking worker error: {type(exc).__name__}: {exc}",
                                         throttle_duration_sec=THROTTLE_S)
 
@@ -296,8 +309,17 @@ class TrackerNode(Node):
             return (decode or self._decode)(msg), ""
         except ImageConversionError as exc:
             self._stats.record_input_error()
-            self.get_logger().warning(f"{what} skipped: {exc}", throttle_duration_sec=THROTTLE_S)
+            self._warn_throttled(f"{what} skipped: {exc}")
             return None, str(exc)
+
+    def _warn_throttled(self, text: str) -> None:
+        """Log a warning at most once per THROTTLE_S for each kind of problem (numbers ignored), so a bad camera
+        stream cannot flood the log while a different problem is still reported at once."""
+        key = re.sub(r"[0-9.]+", "#", text)[:80]
+        now = time.monotonic()
+        if now - self._warned.get(key, -1e9) >= THROTTLE_S:
+            self._warned[key] = now
+            self.get_logger().warning(text)
 
     def _process(self, frame: Frame, generation: int) -> None:
         """Track on one frame and publish its outputs (or a STOPPED result when not tracking)."""
@@ -314,7 +336,7 @@ class TrackerNode(Node):
             old, self._track_size = self._track_size, None
             reason = (f"image size changed from {old[0]}x{old[1]} to {size[0]}x{size[1]}: tracking stopped, "
                       f"send a new init box")
-            self.get_logger().warning(reason, throttle_duration_sec=THROTTLE_S)
+            self._warn_throttled(reason)
             self._publish_status(frame.header, TrackState.STOPPED, reason, size, image)
             return
         want_mask = bool(self._params["publish_mask"] or self._params["publish_overlay"])
@@ -447,9 +469,23 @@ def _status_overlay(image: np.ndarray, header: Any, state: TrackState) -> Image:
 
 def _overlay_msg(image: np.ndarray, result: Any, header: Any) -> Image:
     from siamattn_ros.ros.image_conv import to_image_msg
-    from siamattn_ros.tracker.overlay import draw_overlay
 
+    try:
+        from siamattn_ros.tracker.overlay import draw_overlay
+    except ImportError:  # an engine without overlay drawing: box, polygon and state only
+        draw_overlay = _plain_overlay
     return to_image_msg(np.ascontiguousarray(draw_overlay(image, result)), header, "bgr8")
+
+
+def _plain_overlay(image: np.ndarray, result: Any) -> np.ndarray:
+    canvas = image.copy()
+    x, y, w, h = (int(round(float(v))) for v in result.box_xywh)
+    cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), 2)
+    poly = np.asarray(result.polygon, np.float32).reshape(-1, 1, 2).round().astype(np.int32)
+    cv2.polylines(canvas, [poly], True, (0, 200, 255), 1, cv2.LINE_AA)
+    cv2.putText(canvas, f"{TrackState(int(result.state)).name} {float(result.confidence):.2f}", (8, 24),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+    return canvas
 
 
 def main(args: Optional[list] = None) -> None:

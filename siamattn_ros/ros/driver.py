@@ -1,0 +1,202 @@
+"""A client for a running tracker_node: publishes frames and init boxes, calls its services, collects its outputs.
+
+Used by the node tests and the soak tool. It spins its own rclpy context on a background thread, so it can live in
+the same process as other rclpy code without interfering.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from siamattn_ros.msg import BoundingBox2D, InitBox, TrackResult
+from siamattn_ros.ros.frames import stamp_to_ns
+from siamattn_ros.ros.image_conv import to_compressed_msg, to_image_msg
+from siamattn_ros.srv import InitTrack
+
+_RELIABLE = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=200, reliability=QoSReliabilityPolicy.RELIABLE,
+                       durability=QoSDurabilityPolicy.VOLATILE)
+
+
+def synthetic_frame(index: int, width: int = 160, height: int = 120, target: int = 32, step: float = 2.0,
+                    seed: int = 5) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A deterministic frame: a textured square moving right/down over a fixed textured background.
+
+    Returns (BGR image, the square's box x, y, w, h).
+    """
+    rng = np.random.default_rng(seed)
+    background = rng.integers(40, 120, size=(height, width, 3), dtype=np.uint8)
+    patch = rng.integers(150, 256, size=(target, target, 3), dtype=np.uint8)
+    x = int(round(10 + step * index)) % max(1, width - target)
+    y = int(round(10 + 0.5 * step * index)) % max(1, height - target)
+    image = background.copy()
+    image[y:y + target, x:x + target] = patch
+    return image, (float(x), float(y), float(target), float(target))
+
+
+def make_header(stamp_ns: int, frame_id: str = "test_camera_optical_frame") -> Header:
+    h = Header(frame_id=frame_id)
+    h.stamp.sec, h.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return h
+
+
+def box_msg(x: float, y: float, w: float, h: float) -> BoundingBox2D:
+    return BoundingBox2D(center_x=x + w / 2.0, center_y=y + h / 2.0, width=w, height=h, angle=0.0)
+
+
+class TrackerDriver:
+    """Talks to a tracker_node named `node_name` in namespace `ns` (topic names as the node resolves them)."""
+
+    def __init__(self, node_name: str = "tracker_node", ns: str = "", image_topic: str = "/image",
+                 compressed: bool = False) -> None:
+        self._ctx = Context()
+        rclpy.init(context=self._ctx)
+        self.node = Node("siamattn_test_driver", context=self._ctx)
+        prefix = f"/{ns.strip('/')}" if ns.strip("/") else ""
+        self.node_path = f"{prefix}/{node_name}"
+        self.image_topic = image_topic
+        self.compressed = compressed
+        self._lock = threading.Lock()
+        self.results: list[TrackResult] = []
+        self.masks: list[Image] = []
+        self.overlays: list[Image] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self._on_result: Optional[Callable[[TrackResult], None]] = None
+        n = self.node
+        self.image_pub = n.create_publisher(CompressedImage if compressed else Image, image_topic, _RELIABLE)
+        self.init_pub = n.create_publisher(InitBox, f"{prefix}/track/init", _RELIABLE)
+        n.create_subscription(TrackResult, f"{prefix}/track/result", self._result_cb, _RELIABLE)
+        n.create_subscription(Image, f"{prefix}/track/mask", lambda m: self._append(self.masks, m), _RELIABLE)
+        n.create_subscription(Image, f"{prefix}/track/overlay", lambda m: self._append(self.overlays, m), _RELIABLE)
+        n.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._append(self.diagnostics, m),
+                              _RELIABLE)
+        self.reset_client = n.create_client(Trigger, f"{self.node_path}/reset")
+        self.init_client = n.create_client(InitTrack, f"{self.node_path}/init")
+        self.param_client = n.create_client(SetParameters, f"{self.node_path}/set_parameters")
+        self._executor = SingleThreadedExecutor(context=self._ctx)
+        self._executor.add_node(n)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ plumbing
+    def _spin(self) -> None:
+        while self._ctx.ok():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception:  # context shut down while spinning
+                break
+
+    def _append(self, store: list, msg: Any) -> None:
+        with self._lock:
+            store.append(msg)
+
+    def _result_cb(self, msg: TrackResult) -> None:
+        with self._lock:
+            self.results.append(msg)
+        if self._on_result is not None:
+            self._on_result(msg)
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self._ctx)
+        self._thread.join(timeout=5)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if predicate():
+                    return True
+            time.sleep(0.02)
+        with self._lock:
+            return predicate()
+
+    def wait_for_connection(self, timeout: float = 30.0) -> bool:
+        """Until the node subscribes to our image and init topics and publishes results, and its services exist."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if (self.image_pub.get_subscription_count() > 0 and self.init_pub.get_subscription_count() > 0
+                    and self.node.count_publishers(self._result_topic()) > 0
+                    and self.reset_client.service_is_ready() and self.init_client.service_is_ready()
+                    and self.param_client.service_is_ready()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _result_topic(self) -> str:
+        return self.node_path.rsplit("/", 1)[0] + "/track/result"
+
+    # ------------------------------------------------------------------ publishing
+    def image_msg(self, image: np.ndarray, stamp_ns: int, frame_id: str = "test_camera_optical_frame") -> Any:
+        header = make_header(stamp_ns, frame_id)
+        return to_compressed_msg(image, header, "png") if self.compressed else to_image_msg(image, header, "bgr8")
+
+    def publish_image(self, msg: Any) -> None:
+        self.image_pub.publish(msg)
+
+    def results_for(self, stamp_ns: int) -> list[TrackResult]:
+        with self._lock:
+            return [r for r in self.results if stamp_to_ns(r.header.stamp) == stamp_ns]
+
+    def publish_and_wait(self, msg: Any, timeout: float = 20.0, retries: int = 2) -> TrackResult:
+        """Publish a frame and return the node's result for it (re-publishing if a best-effort sample was lost)."""
+        stamp = stamp_to_ns(msg.header.stamp)
+        for _ in range(retries + 1):
+            self.publish_image(msg)
+            if self.wait_until(lambda: any(stamp_to_ns(r.header.stamp) == stamp for r in self.results),
+                               timeout / (retries + 1)):
+                return self.results_for(stamp)[-1]
+        raise TimeoutError(f"no result for frame stamp {stamp}")
+
+    def publish_init(self, header: Header, box: BoundingBox2D) -> None:
+        msg = InitBox()
+        msg.header = header
+        msg.box = box
+        self.init_pub.publish(msg)
+
+    # ------------------------------------------------------------------ services
+    def _call(self, client: Any, request: Any, timeout: float) -> Any:
+        future = client.call_async(request)
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.02)
+        if not future.done():
+            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout} s")
+        return future.result()
+
+    def reset(self, timeout: float = 20.0) -> Any:
+        return self._call(self.reset_client, Trigger.Request(), timeout)
+
+    def init_service(self, image_msg: Image, box: BoundingBox2D, timeout: float = 30.0) -> Any:
+        req = InitTrack.Request()
+        req.image = image_msg
+        req.box = box
+        return self._call(self.init_client, req, timeout)
+
+    def set_parameter(self, name: str, value: Any, timeout: float = 20.0) -> Any:
+        """SetParameters with one value; returns its SetParametersResult (successful, reason)."""
+        pv = ParameterValue()
+        if isinstance(value, bool):
+            pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
+        elif isinstance(value, int):
+            pv.type, pv.integer_value = ParameterType.PARAMETER_INTEGER, value
+        elif isinstance(value, float):
+            pv.type, pv.double_value = ParameterType.PARAMETER_DOUBLE, value
+        else:
+            pv.type, pv.string_value = ParameterType.PARAMETER_STRING, str(value)
+        req = SetParameters.Request(parameters=[Parameter(name=name, value=pv)])
+        return self._call(self.param_client, req, timeout).results[0]
