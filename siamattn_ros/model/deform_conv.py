@@ -28,16 +28,21 @@ def deform_conv2d_grid_sample(x: torch.Tensor, offset: torch.Tensor, weight: tor
     if offset.shape != (b, 2 * k, h, w):
         raise ValueError(f"offset shape {tuple(offset.shape)} != {(b, 2 * k, h, w)} (stride 1, same size)")
     dt, dev = x.dtype, x.device
+    shift = 0
+    if h < 2 or w < 2:
+        # align_corners=True cannot address a 1-pixel axis (it has no extent); add an explicit zero border.
+        x = F.pad(x, (1, 1, 1, 1))
+        shift = 1
     tap_y = (torch.arange(kh, device=dev, dtype=dt) * dilation).repeat_interleave(kw).view(1, k, 1, 1)
     tap_x = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh).view(1, k, 1, 1)
     base_y = torch.arange(h, device=dev, dtype=dt).view(1, 1, h, 1) - padding + tap_y
     base_x = torch.arange(w, device=dev, dtype=dt).view(1, 1, 1, w) - padding + tap_x
     off = offset.view(b, k, 2, h, w)
-    py = base_y + off[:, :, 0]
-    px = base_x + off[:, :, 1]
-    # align_corners=True maps -1..1 onto pixel centres 0..size-1; a 1-pixel map has no extent, use scale 0.
-    sx = 2.0 / (w - 1) if w > 1 else 0.0
-    sy = 2.0 / (h - 1) if h > 1 else 0.0
+    py = base_y + off[:, :, 0] + shift
+    px = base_x + off[:, :, 1] + shift
+    # align_corners=True maps -1..1 onto pixel centres 0..size-1.
+    sx = 2.0 / (x.size(3) - 1)
+    sy = 2.0 / (x.size(2) - 1)
     grid = torch.stack((px * sx - 1.0, py * sy - 1.0), dim=-1).view(b, k, h * w, 2)
     cols = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (b, c, k, h*w)
     out = torch.matmul(weight.reshape(cout, c * k), cols.reshape(b, c * k, h * w))
