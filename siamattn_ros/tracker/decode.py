@@ -101,8 +101,9 @@ def bbox_roi(box_crop: torch.Tensor) -> torch.Tensor:
     return torch.stack((zero, cx - w / 2 + 0.5, cy - h / 2 + 0.5, cx + w / 2 - 0.5, cy + h / 2 - 0.5)).unsqueeze(0)
 
 
-def decode_refine(deltas: torch.Tensor, box_crop: torch.Tensor, stds: Sequence[float]) -> torch.Tensor:
-    """Box-head output (1, 4) normalised deltas → refined (cx, cy, w, h) relative to the clipped RPN box."""
+def decode_refine(deltas: torch.Tensor, box_crop: torch.Tensor, stds) -> torch.Tensor:
+    """Box-head output (1, 4) normalised deltas → refined (cx, cy, w, h) relative to the clipped RPN box.
+    stds: 4 numbers, or a float32 tensor on the deltas' device (no copy then)."""
     d = deltas.reshape(4).float() * torch.as_tensor(stds, dtype=torch.float32, device=deltas.device)
     cx = d[0] * box_crop[2] + box_crop[0]
     cy = d[1] * box_crop[3] + box_crop[1]

@@ -121,6 +121,8 @@ class Tracker:
         self.score_size = int(g.score_size)
         self.mask_size = int(g.mask_out_size)
         self.bbox_stds = tuple(float(s) for s in g.bbox_stds)
+        # Device constants made once: no host->device copies inside the (graph-captured) per-frame step.
+        self._stds = torch.tensor(self.bbox_stds, dtype=torch.float32, device=self.device)
         self.anchor_stride = int(g.anchor_stride)
         anchors = D.make_anchors(self.anchor_stride, g.anchor_ratios, g.anchor_scales, self.score_size)
         self.num_anchors = anchors.shape[1] // (self.score_size ** 2)
@@ -320,7 +322,7 @@ class Tracker:
             t0 = t
             t = self._tick(timings, "bbox_refine", t)
             timings["network"] += (t - t0) * 1e3
-        refined = D.decode_refine(deltas, rpn_box, self.bbox_stds)
+        refined = D.decode_refine(deltas, rpn_box, self._stds)
         return torch.cat((score[best].view(1), penalty[best].view(1), rpn_box, refined))
 
     def _mask_step(self, roi: torch.Tensor) -> torch.Tensor:
