@@ -34,7 +34,7 @@ class NodeProcess:
         self.cmd = [sys.executable, "-m", "siamattn_ros.ros.tracker_node", "--ros-args",
                     "--params-file", str(self.params_file), "-r", f"__node:={name}"]
         if namespace:
-            self.cmd += ["-r", f"__ns:={namespace}"]
+            self.cmd += ["-r", f"__ns:=/{namespace.strip('/')}"]
         for src, dst in (remaps or {}).items():
             self.cmd += ["-r", f"{src}:={dst}"]
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(

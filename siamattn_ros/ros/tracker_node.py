@@ -85,8 +85,8 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise StartupError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N): {exc}") from None
+    except (RuntimeError, ValueError):
+        raise StartupError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise StartupError(f"device {device!r} requested but CUDA is not available to torch "
@@ -170,7 +170,7 @@ class TrackerNode(Node):
             try:
                 self.declare_parameter(spec.name, spec.default, descriptor(spec))
             except Exception as exc:  # a params file value of the wrong type (e.g. 1 for a double)
-                raise StartupError(f"parameter {spec.name}: {exc} (default {spec.default!r})") from None
+                raise StartupError(f"parameter {spec.name}: {exc}") from None
 
     def _tracker_config(self) -> Any:
         from siamattn_ros.tracker.config import load_preset
@@ -490,7 +490,11 @@ def _plain_overlay(image: np.ndarray, result: Any) -> np.ndarray:
 
 def main(args: Optional[list] = None) -> None:
     """Entry point: build the node, spin it on a MultiThreadedExecutor; exit 1 with one line on a startup error."""
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # malformed --ros-args (remap, params file): one line, not a traceback
+        print(f"[FATAL] [{NODE_NAME}]: cannot start: invalid ROS arguments: {exc}", file=sys.stderr)
+        sys.exit(2)
     node: Optional[TrackerNode] = None
     code = 0
     try:

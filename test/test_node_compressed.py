@@ -1,0 +1,71 @@
+"""tracker_node with image_transport=compressed: sensor_msgs/CompressedImage in, same outputs out."""
+from __future__ import annotations
+
+import array
+
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is not installed (run `make test`, which installs it)")
+torch = pytest.importorskip("torch", reason="torch is not installed")
+
+from sensor_msgs.msg import CompressedImage  # noqa: E402
+
+from siamattn_ros.msg import TrackResult  # noqa: E402
+from siamattn_ros.ros.driver import TrackerDriver, box_msg, make_header, synthetic_frame  # noqa: E402
+from siamattn_ros.ros.frames import stamp_to_ns  # noqa: E402
+from siamattn_ros.ros.node_process import NodeProcess  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from siamattn_ros.model import build_model, save_checkpoint
+
+    torch.manual_seed(99)
+    ckpt = tmp_path_factory.mktemp("ckpt") / "mnv2_random.pth"
+    save_checkpoint(build_model("siamattn_mnv2"), ckpt)
+    proc = NodeProcess(params={"model": str(ckpt), "device": "cpu", "num_threads": 1, "image_transport": "compressed",
+                               "qos_reliability": "reliable"},
+                       remaps={"image": "/cam/image_raw/compressed"}, namespace="cam")
+    proc.start()
+    driver = None
+    try:
+        assert proc.wait_for_log("ready", 60), proc.log()
+        driver = TrackerDriver(ns="cam", image_topic="/cam/image_raw/compressed", compressed=True)
+        assert driver.wait_for_connection(30), "no connection to the namespaced node"
+        yield proc, driver
+    finally:
+        if driver is not None:
+            driver.close()
+        code = proc.stop()
+        print(f"---- node log (exit {code}) ----\n{proc.log()[-4000:]}")
+        proc.cleanup()
+
+
+def test_compressed_frames_are_tracked_under_a_namespace(setup):
+    proc, driver = setup
+    assert "input=/cam/image_raw/compressed (compressed, reliable) output=/cam/track/result" in proc.log()
+    image, (x, y, w, h) = synthetic_frame(0)
+    msg = driver.image_msg(image, 5_000_000_001)
+    assert isinstance(msg, CompressedImage)
+    res = driver.publish_and_wait(msg)
+    assert res.header == msg.header and res.state == TrackResult.STOPPED
+    driver.publish_init(make_header(0), box_msg(x, y, w, h))
+    assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
+                                         for r in driver.results), 20)
+    for i in range(1, 4):
+        msg = driver.image_msg(synthetic_frame(i)[0], 5_000_000_001 + i)
+        res = driver.publish_and_wait(msg)
+        assert res.header == msg.header and res.state != TrackResult.STOPPED
+        assert (res.image_width, res.image_height) == (160, 120)
+
+
+def test_undecodable_compressed_frame_is_logged_and_skipped(setup):
+    proc, driver = setup
+    broken = CompressedImage(format="jpeg")
+    broken.header = make_header(6_000_000_000)
+    broken.data = array.array("B", b"\xff\xd8 definitely not a jpeg")
+    driver.publish_image(broken)
+    assert proc.wait_for_log("cv2.imdecode could not decode", 20)
+    assert not driver.results_for(stamp_to_ns(broken.header.stamp))
+    msg = driver.image_msg(synthetic_frame(9)[0], 6_000_000_001)
+    assert driver.publish_and_wait(msg).header == msg.header
