@@ -215,6 +215,8 @@ def test_image_size_may_change_between_frames(sequence):
     frames, boxes, _ = sequence
     tr = Tracker(NCCModel(), TrackerConfig(warmup=False))
     tr.init(frames[0], boxes[0])
+    x, y, w, h = boxes[0]
+    np.testing.assert_allclose(tr.state_box_xywh, [x - 0.5, y - 0.5, w, h])  # centre x + (w - 1)/2 (spec §10.2)
     big = cv2.copyMakeBorder(frames[1], 0, 100, 0, 200, cv2.BORDER_REFLECT)
     _assert_inside(tr.track(big), W + 200, H + 100)
     small = frames[2][:120, :160].copy()
@@ -269,3 +271,83 @@ def test_embedded_model_tracks_synthetic_sequence(sequence):
     res = _run(build_tracker("embedded"), frames[:21], boxes[0])
     ious = [iou(r.box_xywh, b) for r, b in zip(res, boxes[1:21])]
     assert np.mean(ious) > 0.5 and min(ious) > 0.2, np.round(ious, 2)
+
+
+class ScriptedModel(torch.nn.Module):
+    """Network outputs fixed by hand: one confident anchor with known deltas, known refinement deltas."""
+
+    def __init__(self, anchor: int, row: int, col: int, loc: tuple, refine: tuple) -> None:
+        super().__init__()
+        self.cfg = NCCModel().cfg
+        self.anchor, self.row, self.col, self.loc, self.refine = anchor, row, col, loc, refine
+        self.rois = []
+
+    def template(self, z):
+        assert z.shape == (1, 3, 127, 127)
+
+    def track(self, x):
+        assert x.shape == (1, 3, 255, 255)
+        cls = torch.full((1, 10, 25, 25), -10.0)
+        cls[:, :5] = 0.0
+        cls[0, 5 + self.anchor, self.row, self.col] = 10.0
+        loc = torch.zeros(1, 20, 25, 25)
+        for k in range(4):
+            loc[0, 5 * k + self.anchor, self.row, self.col] = self.loc[k]
+        return {"cls": cls, "loc": loc}
+
+    def bbox_refine(self, rois):
+        self.rois.append(("bbox", rois.clone()))
+        return torch.tensor([self.refine], dtype=torch.float32)
+
+    def mask_refine(self, rois):
+        self.rois.append(("mask", rois.clone()))
+        return torch.full((1, 1, 64, 64), 8.0)
+
+
+def test_one_frame_matches_the_spec_formulas():
+    """Steps 1-12 of spec §10.3 glued together, against the formulas evaluated by hand here."""
+    model = ScriptedModel(anchor=2, row=14, col=10, loc=(0.25, 0.0, math.log(1.1), 0.0), refine=(0.5, -0.3, 0.2, 0.0))
+    cfg = TrackerConfig(penalty_k=0.1, window_influence=0.25, lr=0.45, warmup=False)
+    tr = Tracker(model, cfg)
+    img = np.full((300, 400, 3), 90, np.uint8)
+    tr.init(img, (100.0, 80.0, 60.0, 60.0))
+    r = tr.track(img)
+    # init: centre (100 + 59/2, 80 + 59/2); context 0.5 -> s_z = sqrt(120 * 120) = 120
+    cx0, cy0, w0, h0 = 129.5, 109.5, 60.0, 60.0
+    s_z = 120.0
+    scale_z = 127.0 / s_z
+    s_x = round(s_z * 255 / 127)  # 241
+    # chosen anchor: 64x64 at col 10, row 14 -> centre (-96 + 80, -96 + 112) relative to the crop centre
+    score = 1.0 / (1.0 + math.exp(-10.0))
+    w_p, h_p = 64 * 1.1, 64.0
+    cx_r, cy_r = 0.25 * 64 + (-96 + 80) + 127.5, (-96 + 112) + 127.5
+
+    def sz(w, h):
+        p = (w + h) / 2
+        return math.sqrt((w + p) * (h + p))
+    s_c = max(sz(w_p, h_p) / sz(w0 * scale_z, h0 * scale_z), sz(w0 * scale_z, h0 * scale_z) / sz(w_p, h_p))
+    r_c = max((w0 / h0) / (w_p / h_p), (w_p / h_p) / (w0 / h0))
+    penalty = math.exp(-(r_c * s_c - 1) * 0.1)
+    # box head: RoI shrunk by 0.5 px; deltas x stds (0.1, 0.1, 0.2, 0.2) relative to the clipped RPN box
+    kind, roi = model.rois[-2]
+    assert kind == "bbox"
+    np.testing.assert_allclose(roi.numpy()[0], [0, cx_r - w_p / 2 + 0.5, cy_r - h_p / 2 + 0.5,
+                                                cx_r + w_p / 2 - 0.5, cy_r + h_p / 2 - 0.5], rtol=1e-5)
+    cx_f, cy_f = 0.05 * w_p + cx_r, -0.03 * h_p + cy_r
+    w_f, h_f = math.exp(0.04) * w_p, h_p
+    crop_x0, crop_y0 = cx0 - s_x / 2, cy0 - s_x / 2
+    cx, cy = cx_f / scale_z + crop_x0, cy_f / scale_z + crop_y0  # centre not smoothed
+    lr = penalty * score * 0.45
+    w, h = w0 * (1 - lr) + w_f / scale_z * lr, h0 * (1 - lr) + h_f / scale_z * lr
+    np.testing.assert_allclose(tr.state_box_xywh, [cx - w / 2, cy - h / 2, w, h], rtol=1e-5)
+    np.testing.assert_allclose(r.box_xywh, [cx - w / 2, cy - h / 2, w, h], rtol=1e-5)  # inside: clip is a no-op
+    assert r.confidence == pytest.approx(score, rel=1e-6)
+    # mask RoI: the new state mapped back into the same crop, no 0.5 shrink
+    kind, roi = model.rois[-1]
+    assert kind == "mask"
+    pcx, pcy = (cx - crop_x0) * scale_z, (cy - crop_y0) * scale_z
+    np.testing.assert_allclose(roi.numpy()[0], [0, pcx - w * scale_z / 2, pcy - h * scale_z / 2,
+                                                pcx + w * scale_z / 2, pcy + h * scale_z / 2], rtol=1e-5)
+    ys, xs = np.nonzero(r.mask)  # a full mask pasted over the state box (k = s_x / 255 vs scale_z: < 1 px apart)
+    assert abs(xs.min() - (cx - w / 2)) <= 1.5 and abs(xs.max() + 1 - (cx + w / 2)) <= 1.5
+    assert abs(ys.min() - (cy - h / 2)) <= 1.5 and abs(ys.max() + 1 - (cy + h / 2)) <= 1.5

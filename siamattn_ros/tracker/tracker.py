@@ -152,6 +152,15 @@ class Tracker:
     def init_id(self) -> int:
         return self._init_id
 
+    @property
+    def state_box_xywh(self) -> Optional[np.ndarray]:
+        """The internal target state as (x, y, w, h) = (cx - w/2, cy - h/2, w, h), NOT clipped to the image: the
+        paper's reported box (spec §10.3 step 11), e.g. for OTB-style evaluation. None before init()."""
+        if self._center is None:
+            return None
+        (cx, cy), (w, h) = self._center, self._size
+        return np.array([cx - w / 2.0, cy - h / 2.0, w, h], np.float64)
+
     def reset(self) -> None:
         """Forget the target (track() raises until the next init())."""
         self._center: Optional[Tuple[float, float]] = None
