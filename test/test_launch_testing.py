@@ -1,0 +1,69 @@
+"""launch_testing: run launch/tracker.launch.py and wait until the tracker node reports ready.
+
+Runs where launch_testing, launch_ros and an installed siamattn_ros (colcon build, sourced install) are available,
+e.g. `colcon test --packages-select siamattn_ros` on a ROS 2 machine; skipped with the reason printed elsewhere.
+"""
+from __future__ import annotations
+
+import tempfile
+import unittest
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _skip(reason: str) -> None:
+    print(f"SKIP reason: {reason}")
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    import launch_testing
+    import launch_testing.actions
+    import launch_testing.asserts
+    from launch import LaunchDescription
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+except ImportError as exc:
+    _skip(f"launch_testing / launch not installed here ({exc}); they come with a ROS 2 install")
+try:
+    import launch_ros  # noqa: F401
+    from ament_index_python.packages import get_package_share_directory
+
+    get_package_share_directory("siamattn_ros")
+except Exception as exc:  # ImportError or PackageNotFoundError
+    _skip(f"launch_ros or an installed siamattn_ros is missing ({exc})")
+
+
+def _random_checkpoint() -> str:
+    import torch
+
+    from siamattn_ros.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = Path(tempfile.mkdtemp(prefix="siamattn_launch_")) / "mnv2_random.pth"
+    save_checkpoint(build_model("siamattn_mnv2"), path)
+    return str(path)
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    tracker = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(REPO / "launch" / "tracker.launch.py")),
+        launch_arguments={"model": _random_checkpoint(), "device": "cpu", "namespace": "launch_testing",
+                          "image_topic": "/launch_testing/image_raw", "rviz": "false"}.items())
+    return LaunchDescription([tracker, launch_testing.actions.ReadyToTest()])
+
+
+class TestTrackerLaunch(unittest.TestCase):
+    def test_node_reports_ready_with_resolved_topics(self, proc_output):
+        proc_output.assertWaitFor("input=/launch_testing/image_raw", timeout=120)
+        proc_output.assertWaitFor("output=/launch_testing/track/result", timeout=10)
+
+
+@launch_testing.post_shutdown_test()
+class TestTrackerShutdown(unittest.TestCase):
+    def test_exit_code_is_clean(self, proc_info):
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2, 130])
