@@ -1,0 +1,311 @@
+"""Run the real `tracker_node` (a separate process) on a recording and collect what it publishes.
+
+Protocol (all over DDS, as a user's graph would do it):
+1. start the node; publish frame 0 (repeatedly) until its STOPPED result comes back: node up and topics matched;
+2. publish frames 1 .. init_delay in lock-step (each waits for its result), so the init frame is in the past;
+3. publish an InitBox stamped with frame 0's header and the ground-truth box of frame 0 on /track/init; the node
+   initialises on that buffered frame and fast-forwards through frames 1 .. init_delay;
+4. publish the remaining frames in lock-step: the next frame goes out once the result for the previous one arrived
+   (so no frame is dropped however slow the CPU; a frame with no result within `retry_s` is sent again).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from siamattn_ros.replay.player import BagPlayer
+from siamattn_ros.replay.recording import IMAGE_TOPIC, RAW_IMAGE_TOPIC, Recording, load_recording
+from siamattn_ros.replay.ros_host import RosHost
+
+RESULT_TOPIC = "/track/result"
+OVERLAY_TOPIC = "/track/overlay"
+INIT_TOPIC = "/track/init"
+# TrackResult states (msg/TrackResult.msg)
+INITIALIZING, TRACKING, LOW_CONFIDENCE, LOST, STOPPED, ERROR = range(6)
+STATE_NAMES = {INITIALIZING: "INITIALIZING", TRACKING: "TRACKING", LOW_CONFIDENCE: "LOW_CONFIDENCE", LOST: "LOST",
+               STOPPED: "STOPPED", ERROR: "ERROR"}
+
+
+@dataclass
+class ResultRecord:
+    """One received /track/result, reduced to plain values."""
+
+    stamp_ns: int
+    frame_id: str
+    state: int
+    box_xywh: np.ndarray
+    confidence: float
+    init_id: int
+    frames_since_init: int
+    status: str
+    processing_s: float
+
+
+def result_record(msg) -> ResultRecord:
+    b = msg.box
+    return ResultRecord(
+        stamp_ns=int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec),
+        frame_id=str(msg.header.frame_id), state=int(msg.state),
+        box_xywh=np.array([b.center_x - b.width / 2.0, b.center_y - b.height / 2.0, b.width, b.height]),
+        confidence=float(msg.confidence), init_id=int(msg.init_id), frames_since_init=int(msg.frames_since_init),
+        status=str(msg.status_message),
+        processing_s=msg.processing_time.sec + msg.processing_time.nanosec * 1e-9)
+
+
+class ResultCollector:
+    """Keeps every /track/result; wait_for() blocks until one matching a predicate arrives."""
+
+    def __init__(self, node, topic: str = RESULT_TOPIC) -> None:
+        from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+
+        from siamattn_ros.msg import TrackResult
+
+        self.results: list[ResultRecord] = []
+        self._cond = threading.Condition()
+        qos = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
+                         durability=QoSDurabilityPolicy.VOLATILE)
+        self._sub = node.create_subscription(TrackResult, topic, self._on_result, qos)
+
+    def _on_result(self, msg) -> None:
+        rec = result_record(msg)
+        with self._cond:
+            self.results.append(rec)
+            self._cond.notify_all()
+
+    def wait_for(self, pred: Callable[[ResultRecord], bool], timeout_s: float, start: int = 0) -> Optional[ResultRecord]:
+        """The first result at index >= start satisfying pred, waiting up to timeout_s; None on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                for r in self.results[start:]:
+                    if pred(r):
+                        return r
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+
+class OverlayCollector:
+    """Keeps the node's /track/overlay images (BGR) by header stamp."""
+
+    def __init__(self, node, topic: str = OVERLAY_TOPIC) -> None:
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.images: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._sub = node.create_subscription(Image, topic, self._on_image,
+                                             QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE))
+
+    def _on_image(self, msg) -> None:
+        if msg.encoding not in ("bgr8", "rgb8"):
+            return
+        img = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3]
+        img = img.reshape(msg.height, msg.width, 3)
+        if msg.encoding == "rgb8":
+            img = img[:, :, ::-1]
+        with self._lock:
+            self.images[int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)] = img.copy()
+
+
+class NodeProcess:
+    """The tracker node as a child process (own process group), its output in a log file; stop() always ends it."""
+
+    def __init__(self, cmd: Sequence[str], log_path: Optional[Path] = None, env: Optional[dict] = None) -> None:
+        self.cmd = list(cmd)
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="tracker_node_", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_bytes()[-chars:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGINT (clean shutdown), then SIGKILL of its process group if it does not exit in time."""
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)
+                self.proc.wait(timeout=timeout_s)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=timeout_s)
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+def tracker_node_cmd(model: str, transport: str = "compressed", image_topic: Optional[str] = None,
+                     extra_params: Optional[dict] = None) -> list[str]:
+    """The command line that starts tracker_node on the recording's images with `model` on the CPU."""
+    if transport not in ("compressed", "raw"):
+        raise ValueError(f"transport must be 'compressed' or 'raw', got {transport!r}")
+    topic = image_topic or (IMAGE_TOPIC if transport == "compressed" else RAW_IMAGE_TOPIC)
+    params = {"model": str(model), "device": "cpu", "image_transport": transport}
+    params.update(extra_params or {})
+    cmd = [sys.executable, "-m", "siamattn_ros.ros.tracker_node", "--ros-args", "-r", f"image:={topic}"]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
+    return cmd
+
+
+@dataclass
+class TrackerRun:
+    recording: Recording
+    results: list[ResultRecord]       # every /track/result received, in arrival order
+    init_index: int                   # frame the tracker was initialised on
+    last_index: int                   # last frame published
+    boxes: np.ndarray                 # (N, 4) reported box per frame from the current track (NaN: no result)
+    states: np.ndarray                # (N,) reported state per frame (-1: no result)
+    wall_s: float                     # init sent -> last result received
+    node_log: str
+    overlays: dict = field(default_factory=dict)
+
+    @property
+    def tracked_frames(self) -> int:
+        return int(self.last_index - self.init_index)
+
+    @property
+    def fps(self) -> float:
+        """Frames tracked per second of wall time (lock-step: no frame dropped; includes DDS round trips)."""
+        return self.tracked_frames / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def evaluated_ious(self) -> np.ndarray:
+        """IoU per frame after the init frame where the target is visible; a LOST/STOPPED/ERROR or missing result
+        counts as 0 (its box is not a claim about where the target is). NaN where the target is not visible."""
+        from siamattn_ros.replay.metrics import iou_xywh
+
+        idx = np.arange(self.init_index + 1, self.last_index + 1)
+        truth = self.recording.truth[idx]
+        pred = self.boxes[idx].copy()
+        claims = np.isin(self.states[idx], (TRACKING, LOW_CONFIDENCE))
+        ious = iou_xywh(pred, truth)
+        ious[~claims] = 0.0
+        ious[~np.isfinite(truth).all(axis=1)] = np.nan
+        return ious
+
+
+def run_tracker(recording: str | Path | Recording, model: str | Path, transport: str = "compressed",
+                init_index: int = 0, init_delay: int = 3, max_frames: Optional[int] = None,
+                collect_overlays: bool = False, startup_timeout_s: float = 120.0, frame_timeout_s: float = 60.0,
+                retry_s: float = 10.0, extra_params: Optional[dict] = None, log_path: Optional[Path] = None,
+                progress: Optional[Callable[[int, int], None]] = None) -> TrackerRun:
+    """Replay `recording` through a freshly started tracker_node process; see the module docstring.
+
+    init_index: the frame whose ground-truth box initialises the track (stamped with that frame, sent after
+    init_delay further frames were published). max_frames: stop after this many frames.
+    Raises RuntimeError (with the node's log tail) if the node dies or stops answering.
+    """
+    rec = recording if isinstance(recording, Recording) else load_recording(recording)
+    n = len(rec) if max_frames is None else min(len(rec), max_frames)
+    if not (0 <= init_index < n - 1):
+        raise ValueError(f"init_index {init_index} must be in [0, {n - 2}] for {n} frames")
+    if not rec.visible[init_index]:
+        raise ValueError(f"the target is not visible in frame {init_index}: no box to initialise from")
+    stamps = [f.stamp_ns for f in rec.frames]
+    with RosHost(f"siamattn_replay_{os.getpid()}") as node:
+        from siamattn_ros.msg import InitBox
+
+        results = ResultCollector(node)
+        overlays = OverlayCollector(node) if collect_overlays else None
+        player = BagPlayer(node, rec.path, topics=[IMAGE_TOPIC],
+                           decode=[IMAGE_TOPIC] if transport == "raw" else [])
+        if len(player.messages) != len(rec):
+            raise RuntimeError(f"{rec.path}: {len(player.messages)} image messages but {len(rec)} frames")
+        init_pub = node.create_publisher(InitBox, INIT_TOPIC, 10)
+        proc = NodeProcess(tracker_node_cmd(str(model), transport, extra_params=extra_params), log_path)
+
+        def fail(what: str) -> RuntimeError:
+            return RuntimeError(f"{what}; tracker_node {'is running' if proc.alive() else 'exited'}; "
+                                f"its log ({proc.log_path}) ends with:\n{proc.log_tail()}")
+
+        def send_and_wait(i: int, pred: Callable[[ResultRecord], bool], timeout_s: float) -> ResultRecord:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                mark = len(results.results)
+                player.publish(player.messages[i])
+                got = results.wait_for(pred, min(retry_s, max(0.1, deadline - time.monotonic())), start=mark)
+                if got is not None:
+                    return got
+                if not proc.alive() or time.monotonic() > deadline:
+                    raise fail(f"no result for frame {i} (stamp {stamps[i]}) within {timeout_s:.0f} s")
+
+        try:
+            # 1. node up: frames before init come back as STOPPED results with the frame's header.
+            deadline = time.monotonic() + startup_timeout_s
+            while True:
+                mark = len(results.results)
+                player.publish(player.messages[0])
+                if results.wait_for(lambda r: r.stamp_ns == stamps[0], 1.0, start=mark) is not None:
+                    break
+                if not proc.alive() or time.monotonic() > deadline:
+                    raise fail(f"tracker_node did not answer frame 0 within {startup_timeout_s:.0f} s")
+            # 2. frames up to init_index + init_delay, so that the init frame lies in the past.
+            last_pre = min(n - 2, init_index + init_delay)
+            for i in range(1, last_pre + 1):
+                send_and_wait(i, lambda r, s=stamps[i]: r.stamp_ns == s, frame_timeout_s)
+            # 3. init with the past stamp; the node fast-forwards to frame last_pre.
+            t0 = time.monotonic()
+            deadline = t0 + 10.0
+            while init_pub.get_subscription_count() == 0:
+                if time.monotonic() > deadline:
+                    raise fail(f"no subscriber on {INIT_TOPIC}")
+                time.sleep(0.05)
+            x, y, w, h = (float(v) for v in rec.truth[init_index])
+            msg = InitBox()
+            f0 = rec.frames[init_index]
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(f0.stamp_ns, 1_000_000_000)
+            msg.header.frame_id = f0.frame_id
+            msg.box.center_x, msg.box.center_y, msg.box.width, msg.box.height = x + w / 2, y + h / 2, w, h
+            mark = len(results.results)
+            init_pub.publish(msg)
+            got = results.wait_for(lambda r: r.init_id >= 1 and r.stamp_ns == stamps[last_pre]
+                                   or r.state == ERROR, frame_timeout_s, start=mark)
+            if got is None or got.state == ERROR:
+                raise fail(f"init on frame {init_index} not applied: {got.status if got else 'no answer'}")
+            # 4. the rest, lock-step.
+            for i in range(last_pre + 1, n):
+                send_and_wait(i, lambda r, s=stamps[i]: r.stamp_ns == s and r.init_id >= 1, frame_timeout_s)
+                if progress is not None:
+                    progress(i, n)
+            wall = time.monotonic() - t0
+            if overlays is not None:  # overlays are published just after their result
+                end = time.monotonic() + 3.0
+                while time.monotonic() < end and stamps[n - 1] not in overlays.images:
+                    time.sleep(0.05)
+        finally:
+            proc.stop()
+        log = proc.log_tail(20000)
+
+    boxes = np.full((len(rec), 4), np.nan)
+    states = np.full(len(rec), -1, dtype=int)
+    index = {s: i for i, s in enumerate(stamps)}
+    for r in results.results:  # the last result of the current track for each frame wins
+        i = index.get(r.stamp_ns)
+        if i is not None and r.init_id >= 1 and i >= init_index:
+            boxes[i], states[i] = r.box_xywh, r.state
+    return TrackerRun(rec, list(results.results), init_index, n - 1, boxes, states, wall, log,
+                      dict(overlays.images) if overlays is not None else {})
