@@ -351,3 +351,34 @@ def test_one_frame_matches_the_spec_formulas():
     ys, xs = np.nonzero(r.mask)  # a full mask pasted over the state box (k = s_x / 255 vs scale_z: < 1 px apart)
     assert abs(xs.min() - (cx - w / 2)) <= 1.5 and abs(xs.max() + 1 - (cx + w / 2)) <= 1.5
     assert abs(ys.min() - (cy - h / 2)) <= 1.5 and abs(ys.max() + 1 - (cy + h / 2)) <= 1.5
+
+
+def test_lost_target_found_by_widening_search():
+    """The target vanishes, and reappears 95 px away: beyond the normal search reach (the score map covers
+    ±96 crop px = ±60 image px for this 40 px target), inside the first ring of the widened LOST search."""
+    frames, boxes, vis = synthetic_sequence()
+    bg = frames[40].copy()
+    assert vis[40] == 0  # the object is out of view: pure background
+    x, y, w, h = (int(v) for v in boxes[0])
+    obj = frames[0][y:y + h, x:x + w].copy()
+    moved = bg.copy()
+    moved[y:y + h, x + 95:x + 95 + w] = obj
+    tr = Tracker(NCCModel(), TrackerConfig(warmup=False, lost_frames=3, long_term=True))
+    tr.init(frames[0], boxes[0])
+    states = [tr.track(bg).state for _ in range(5)]
+    assert states[-1] == TrackState.LOST
+    found = None
+    for i in range(30):
+        r = tr.track(moved)
+        if r.state == TrackState.TRACKING:
+            found = i
+            break
+    assert found is not None, "target not re-acquired by the widening search"
+    assert found >= 1  # not in the window at the last position (checked on even LOST frames), but in a ring window
+    assert iou(r.box_xywh, (x + 95, y, w, h)) > 0.6
+    # The paper's tracker (no long-term search) stays where it was and does not find it.
+    tr = Tracker(NCCModel(), TrackerConfig(warmup=False, lost_frames=3, long_term=False))
+    tr.init(frames[0], boxes[0])
+    for _ in range(5):
+        tr.track(bg)
+    assert max(iou(tr.track(moved).box_xywh, (x + 95, y, w, h)) for _ in range(30)) < 0.3
