@@ -223,6 +223,13 @@ def test_image_size_may_change_between_frames(sequence):
     r = tr.track(small)
     _assert_inside(r, 160, 120)
     assert r.mask.shape == (120, 160)
+    # A target last seen outside the next (smaller) frame, held by LOST: the box is still a real box inside it.
+    tr.init(frames[30], boxes[30])  # near the right edge of the 320-px frame
+    tr.set_params(lost_frames=1)
+    tiny = np.ascontiguousarray(frames[40][:100, :120])
+    for _ in range(3):
+        r = tr.track(tiny)
+        _assert_inside(r, 120, 100)
 
 
 def test_thresholds_change_at_run_time(sequence):

@@ -212,6 +212,9 @@ class Tracker:
         timings: Dict[str, float] = {}
         t0 = time.perf_counter()
 
+        # The frame may be smaller than the last one: keep the state inside this image (step 10's clip).
+        self._center = (min(max(self._center[0], 0.0), width - 1.0), min(max(self._center[1], 0.0), height - 1.0))
+        self._size = (min(self._size[0], max(width - 1.0, 1.0)), min(self._size[1], max(height - 1.0, 1.0)))
         prev_state = self._sm.state
         lost = prev_state == TrackState.LOST and cfg.long_term
         # Search geometry (spec §10.3 step 1): s_z from the current size, not rounded; s_x rounded.
