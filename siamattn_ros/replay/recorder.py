@@ -14,6 +14,14 @@ from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReli
 from siamattn_ros.replay.bag import BagWriter
 from siamattn_ros.replay.typestore import ros_class
 
+# Types of the tracker node's topics, so they can be recorded before the node has started publishing.
+KNOWN_TYPES = {
+    "/track/result": "siamattn_ros/msg/TrackResult",
+    "/track/init": "siamattn_ros/msg/InitBox",
+    "/track/mask": "sensor_msgs/msg/Image",
+    "/track/overlay": "sensor_msgs/msg/Image",
+}
+
 
 def resolve_types(node: Node, topics: Sequence[str], timeout_s: float = 10.0) -> dict[str, str]:
     """{topic: type} for 'topic' (type discovered from the graph) or 'topic:pkg/msg/Type' entries.

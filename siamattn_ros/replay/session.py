@@ -212,11 +212,13 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
                 init_index: int = 0, init_delay: int = 3, max_frames: Optional[int] = None,
                 collect_overlays: bool = False, startup_timeout_s: float = 120.0, frame_timeout_s: float = 60.0,
                 retry_s: float = 10.0, extra_params: Optional[dict] = None, log_path: Optional[Path] = None,
-                progress: Optional[Callable[[int, int], None]] = None) -> TrackerRun:
+                progress: Optional[Callable[[int, int], None]] = None,
+                record_path: Optional[Path] = None, record_topics: Sequence[str] = (RESULT_TOPIC,)) -> TrackerRun:
     """Replay `recording` through a freshly started tracker_node process; see the module docstring.
 
     init_index: the frame whose ground-truth box initialises the track (stamped with that frame, sent after
     init_delay further frames were published). max_frames: stop after this many frames.
+    record_path: also record `record_topics` (node outputs, types known to siamattn_ros) into this new bag.
     Raises RuntimeError (with the node's log tail) if the node dies or stops answering.
     """
     rec = recording if isinstance(recording, Recording) else load_recording(recording)
@@ -236,6 +238,11 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
         if len(player.messages) != len(rec):
             raise RuntimeError(f"{rec.path}: {len(player.messages)} image messages but {len(rec)} frames")
         init_pub = node.create_publisher(InitBox, INIT_TOPIC, 10)
+        recorder = None
+        if record_path is not None:
+            from siamattn_ros.replay.recorder import KNOWN_TYPES, TopicRecorder
+
+            recorder = TopicRecorder(node, record_path, {t: KNOWN_TYPES[t] for t in record_topics})
         proc = NodeProcess(tracker_node_cmd(str(model), transport, extra_params=extra_params), log_path)
 
         def fail(what: str) -> RuntimeError:
@@ -298,6 +305,8 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
                     time.sleep(0.05)
         finally:
             proc.stop()
+            if recorder is not None:
+                recorder.close()
         log = proc.log_tail(20000)
 
     boxes = np.full((len(rec), 4), np.nan)

@@ -17,12 +17,6 @@ import threading
 import time
 from pathlib import Path
 
-KNOWN_TYPES = {
-    "/track/result": "siamattn_ros/msg/TrackResult",
-    "/track/init": "siamattn_ros/msg/InitBox",
-    "/track/mask": "sensor_msgs/msg/Image",
-    "/track/overlay": "sensor_msgs/msg/Image",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from siamattn_ros.replay.player import IMAGE_TYPES, BagPlayer
-    from siamattn_ros.replay.recorder import TopicRecorder, resolve_types
+    from siamattn_ros.replay.recorder import KNOWN_TYPES, TopicRecorder, resolve_types
     from siamattn_ros.replay.ros_host import RosHost
 
     remap = {}
