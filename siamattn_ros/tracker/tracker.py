@@ -296,7 +296,8 @@ class Tracker:
     def _autocast(self):
         if not self.half:
             return nullcontext()
-        return torch.autocast("cuda", dtype=torch.float16)
+        # No weight-cast cache: cached casts made during CUDA-graph capture must not outlive the graph.
+        return torch.autocast("cuda", dtype=torch.float16, cache_enabled=False)
 
     def _sync(self) -> None:
         if self._cuda:
