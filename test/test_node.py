@@ -353,3 +353,40 @@ def test_load_60hz_only_the_newest_frame_is_ever_processed(node, driver):
     assert driver.wait_until(lambda: any(
         int({kv.key: kv.value for kv in st.values}.get("frames_dropped", "0")) > 0
         for d in driver.diagnostics for st in d.status), 10), "diagnostics never reported a dropped frame"
+
+
+def test_select_roi_box_initialises_the_node_on_the_frame_it_saw(node, driver):
+    """`select_roi --box` as its own process: the tracker initialises on the frame select_roi took the stamp from."""
+    import os
+    import subprocess
+    import sys
+
+    ensure_stopped(driver)
+    env = {**os.environ, "PYTHONPATH": str(node.env["PYTHONPATH"]), "RCUTILS_COLORIZED_OUTPUT": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "siamattn_ros.ros.select_roi", "--box", "10", "10", "32", "32",
+                             "--timeout", "40", "--ros-args", "-r", "image:=/test_cam/image_raw"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    clock = Clock(1100)
+    published = {}
+    try:
+        end = time.monotonic() + 60
+        i = 0
+        while proc.poll() is None and time.monotonic() < end:
+            msg = driver.image_msg(synthetic_frame(i % 5)[0], clock.next())
+            published[stamp_to_ns(msg.header.stamp)] = msg.header
+            driver.publish_image(msg)
+            i += 1
+            time.sleep(0.1)
+        out = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, out
+    assert driver.wait_until(lambda: any(r.state == TrackResult.INITIALIZING and
+                                         stamp_to_ns(r.header.stamp) in published for r in driver.results), 20), out
+    init = [r for r in driver.results if r.state == TrackResult.INITIALIZING
+            and stamp_to_ns(r.header.stamp) in published][-1]
+    assert init.header == published[stamp_to_ns(init.header.stamp)]
+    assert f"for frame {init.header.stamp.sec}.{init.header.stamp.nanosec:09d}" in out
+    assert (init.box.center_x, init.box.center_y, init.box.width, init.box.height) == (26.0, 26.0, 32.0, 32.0)
