@@ -410,3 +410,16 @@ def test_embedded_model_on_semi_synthetic_real_imagery():
     assert np.mean(ious) > 0.5, np.round(ious, 2)
     for r in res:
         _assert_inside(r)
+
+
+def test_device_code_path_matches_opencv_path(sequence, ncc_results):
+    """The torch crop / mask paste used on CUDA, run here on the CPU: same track as the OpenCV path."""
+    frames, boxes, _ = sequence
+    tr = Tracker(NCCModel(), TrackerConfig(warmup=False))
+    tr.device_ops = True
+    res = _run(tr, frames, boxes[0])
+    assert [r.state for r in res] == [r.state for r in ncc_results]
+    for a, b in zip(res, ncc_results):
+        np.testing.assert_allclose(a.box_xywh, b.box_xywh, atol=0.5)  # crops may differ by one grey level
+        assert abs(a.confidence - b.confidence) < 0.02
+        assert np.count_nonzero(a.mask != b.mask) <= 0.02 * max(1, np.count_nonzero(b.mask))

@@ -132,6 +132,9 @@ class Tracker:
         self._cuda = self.device.type == "cuda"
         if self.half and not self._cuda:
             raise ValueError(f"half=True needs a CUDA device (fp16 autocast), got device {str(self.device)!r}")
+        # Crop and mask paste with torch on the device (default on CUDA) instead of OpenCV; may be set on CPU to run
+        # the GPU code path in tests.
+        self.device_ops = self._cuda
         self._graphs: Dict[str, _CudaGraphed] = {}
         self._graph_failed = False
         # Set profile = True to get a per-stage breakdown in last_timings (synchronises the device per stage).
@@ -287,7 +290,7 @@ class Tracker:
         return math.sqrt((w + ctx) * (h + ctx)) * factor
 
     def _crop(self, image: np.ndarray, center: Tuple[float, float], side: int, out_size: int) -> torch.Tensor:
-        if self._cuda:
+        if self.device_ops:
             frame = torch.from_numpy(image).to(self.device, non_blocking=True)  # the frame's one upload
             pad = torch.from_numpy(self._pad_color).to(self.device)
             return crop_torch(frame, center, int(side), out_size, pad)
@@ -355,7 +358,7 @@ class Tracker:
         t = self._tick(timings, "mask_head", t)
         pm = M.paste_map(M.sub_rect((x1, y1, x2, y2), crop_origin, s_x, self.instance_size), self.mask_size,
                          width, height)
-        if self._cuda:
+        if self.device_ops:
             region = M.paste_torch(prob, pm, self.config.mask_threshold).cpu().numpy()
         else:
             region = M.paste_cv(prob.numpy(), pm, self.config.mask_threshold)
