@@ -135,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "demo_output", help="output folder")
     ap.add_argument("--transport", choices=("compressed", "raw"), default="compressed",
                     help="feed the node the JPEG CompressedImage topic (default) or decoded sensor_msgs/Image")
+    ap.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (default: all)")
+    ap.add_argument("--domain-id", type=int, default=None,
+                    help="ROS_DOMAIN_ID for the demo's node and replay (default: a private one derived from the "
+                         "process id, so the demo neither disturbs nor hears another ROS graph on this machine)")
     args = ap.parse_args(argv)
 
     if not args.model.is_file():
@@ -142,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
               f"The demo needs it. Get the repository's models/ folder (git pull / git lfs pull), or train one "
               f"(see README.md) and pass it with --model PATH.", file=sys.stderr)
         return 2
+    import os
+
+    domain = args.domain_id if args.domain_id is not None else 150 + os.getpid() % 80
+    os.environ["ROS_DOMAIN_ID"] = str(domain)  # read by rclpy.init and inherited by the node process
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     from siamattn_ros.replay.metrics import auc
     from siamattn_ros.replay.recording import load_recording
     from siamattn_ros.replay.session import LOST, run_tracker
@@ -150,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     name = rec.path.name
     print(f"siamattn_ros demo: tracker_node on recording '{name}' ({len(rec)} frames "
           f"{rec.info.get('width', '?')}x{rec.info.get('height', '?')}, {rec.info.get('source', '')})")
+    print(f"  ROS_DOMAIN_ID={domain}, discovery {os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']}")
     print(f"  model {args.model}; the node runs as a separate process on the CPU; frames are replayed over ROS 2 "
           f"one at a time (the next frame is sent when the result for the previous one arrived)")
     x, y, w, h = rec.truth[0]
@@ -165,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     node_log = args.out / f"{name}_node.log"
     try:
         run = run_tracker(rec, args.model, transport=args.transport, collect_overlays=True, progress=progress,
+                          max_frames=args.max_frames,
                           log_path=node_log)
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
