@@ -423,3 +423,28 @@ def test_device_code_path_matches_opencv_path(sequence, ncc_results):
         np.testing.assert_allclose(a.box_xywh, b.box_xywh, atol=0.5)  # crops may differ by one grey level
         assert abs(a.confidence - b.confidence) < 0.02
         assert np.count_nonzero(a.mask != b.mask) <= 0.02 * max(1, np.count_nonzero(b.mask))
+
+
+class OverflowModel(ScriptedModel):
+    """Scores overflow to NaN everywhere (as fp16 overflow or broken weights can)."""
+
+    def track(self, x):
+        out = super().track(x)
+        out["cls"] = torch.full_like(out["cls"], float("nan"))
+        return out
+
+
+def test_non_finite_network_output_never_enters_the_state():
+    model = OverflowModel(anchor=2, row=12, col=12, loc=(0.0, 0.0, 0.0, 0.0), refine=(0, 0, 0, 0))
+    tr = Tracker(model, TrackerConfig(warmup=False, long_term=False, lost_frames=2))
+    img = np.full((240, 320, 3), 90, np.uint8)
+    tr.init(img, (100.0, 80.0, 60.0, 60.0))
+    before = tr.state_box_xywh.copy()
+    states = []
+    for _ in range(3):
+        r = tr.track(img)
+        states.append(r.state)
+        assert r.confidence == 0.0 and np.isfinite(r.box_xywh).all() and not r.mask.any()
+        _assert_inside(r)
+    np.testing.assert_array_equal(tr.state_box_xywh, before)
+    assert states == [TrackState.LOW_CONFIDENCE, TrackState.LOST, TrackState.LOST]

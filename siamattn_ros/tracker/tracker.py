@@ -243,7 +243,13 @@ class Tracker:
             out = self._graphs["search"](x, params)
         else:
             out = self._search_step(x, params, timings)
-        score, pen, cx_r, cy_r, w_r, h_r, cx_f, cy_f, w_f, h_f = out.cpu().tolist()  # the one sync per frame
+        vals = out.cpu().tolist()  # the one sync per frame
+        # Non-finite network output (fp16 overflow, broken weights): a frame with no evidence; never let NaN/inf
+        # into the target state.
+        finite = all(math.isfinite(v) for v in vals)
+        if not finite:
+            vals = [0.0] * len(vals)
+        score, pen, cx_r, cy_r, w_r, h_r, cx_f, cy_f, w_f, h_f = vals
         t2 = time.perf_counter()
         if "network" not in timings:  # graph replay or no profiling: network and device decode are one stage
             timings["network"] = (t2 - t1) * 1e3
@@ -251,7 +257,7 @@ class Tracker:
 
         # Confidence state, then the state update (steps 8-10) unless long-term mode holds the state.
         state = self._sm.update(score, cfg)
-        hold = cfg.long_term and (score < cfg.lost_threshold or state == TrackState.LOST)
+        hold = not finite or (cfg.long_term and (score < cfg.lost_threshold or state == TrackState.LOST))
         if not hold:
             new_cx = cx_f / scale_z + crop_x0
             new_cy = cy_f / scale_z + crop_y0
@@ -271,7 +277,7 @@ class Tracker:
         mask = None
         polygon = M.box_polygon(box)
         if want_mask:
-            if state == TrackState.LOST:
+            if state == TrackState.LOST or not finite:
                 mask = np.zeros((height, width), np.uint8)  # nothing to segment where the target is not found
             else:
                 mask, polygon = self._mask(self._center, self._size, (crop_x0, crop_y0), scale_z, s_x, box,
