@@ -30,7 +30,8 @@ def setup(tmp_path_factory):
     driver = None
     try:
         assert proc.wait_for_log("ready", 60), proc.log()
-        driver = TrackerDriver(ns="cam", image_topic="/cam/image_raw/compressed", compressed=True)
+        driver = TrackerDriver(ns="cam", image_topic="/cam/image_raw/compressed", compressed=True,
+                               image_reliability="reliable")
         assert driver.wait_for_connection(30), "no connection to the namespaced node"
         yield proc, driver
     finally:

@@ -25,6 +25,7 @@ from std_srvs.srv import Trigger
 from siamattn_ros.msg import BoundingBox2D, InitBox, TrackResult
 from siamattn_ros.ros.frames import stamp_to_ns
 from siamattn_ros.ros.image_conv import to_compressed_msg, to_image_msg
+from siamattn_ros.ros.qos import image_qos
 from siamattn_ros.srv import InitTrack
 
 _RELIABLE = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=200, reliability=QoSReliabilityPolicy.RELIABLE,
@@ -61,7 +62,8 @@ class TrackerDriver:
     """Talks to a tracker_node named `node_name` in namespace `ns` (topic names as the node resolves them)."""
 
     def __init__(self, node_name: str = "tracker_node", ns: str = "", image_topic: str = "/image",
-                 compressed: bool = False) -> None:
+                 compressed: bool = False, collect_images: bool = True, image_reliability: str = "best_effort",
+                 ) -> None:
         self._ctx = Context()
         rclpy.init(context=self._ctx)
         self.node = Node("siamattn_test_driver", context=self._ctx)
@@ -76,11 +78,16 @@ class TrackerDriver:
         self.diagnostics: list[DiagnosticArray] = []
         self._on_result: Optional[Callable[[TrackResult], None]] = None
         n = self.node
-        self.image_pub = n.create_publisher(CompressedImage if compressed else Image, image_topic, _RELIABLE)
+        # Like a camera driver: sensor-data QoS, keep only the newest frame (a deep reliable writer queue would
+        # deliver stale frames under load and measure the test client instead of the node).
+        self.image_pub = n.create_publisher(CompressedImage if compressed else Image, image_topic,
+                                            image_qos(image_reliability))
         self.init_pub = n.create_publisher(InitBox, f"{prefix}/track/init", _RELIABLE)
         n.create_subscription(TrackResult, f"{prefix}/track/result", self._result_cb, _RELIABLE)
-        n.create_subscription(Image, f"{prefix}/track/mask", lambda m: self._append(self.masks, m), _RELIABLE)
-        n.create_subscription(Image, f"{prefix}/track/overlay", lambda m: self._append(self.overlays, m), _RELIABLE)
+        if collect_images:  # off for long runs (soak): full-frame images would pile up in this process
+            n.create_subscription(Image, f"{prefix}/track/mask", lambda m: self._append(self.masks, m), _RELIABLE)
+            n.create_subscription(Image, f"{prefix}/track/overlay", lambda m: self._append(self.overlays, m),
+                                  _RELIABLE)
         n.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._append(self.diagnostics, m),
                               _RELIABLE)
         self.reset_client = n.create_client(Trigger, f"{self.node_path}/reset")
@@ -108,6 +115,13 @@ class TrackerDriver:
             self.results.append(msg)
         if self._on_result is not None:
             self._on_result(msg)
+
+    def take_results(self) -> list[TrackResult]:
+        """The results received so far, removing them (long runs keep memory flat this way)."""
+        with self._lock:
+            out, self.results = self.results, []
+            self.diagnostics = self.diagnostics[-5:]
+            return out
 
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=1.0)

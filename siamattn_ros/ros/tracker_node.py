@@ -53,6 +53,7 @@ TOPIC_OVERLAY = "track/overlay"
 TOPIC_DETECTION = "track/detection"
 THROTTLE_S = 5.0
 SERVICE_TIMEOUT_S = 60.0
+INIT_WAIT_S = 0.5
 
 
 class StartupError(RuntimeError):
@@ -389,7 +390,7 @@ class TrackerNode(Node):
             header = req.image_msg.header
         else:  # track/init topic: look the frame up by stamp
             stamp_ns = stamp_to_ns(req.header.stamp)
-            frame = self._ring.latest() if stamp_ns == 0 else self._ring.find(stamp_ns)
+            frame = self._ring.latest() if stamp_ns == 0 else self._find_frame(stamp_ns)
             if frame is None:
                 return self._refuse_init(req, self._missing_frame_reason(req.header.stamp, stamp_ns))
             image, error = self._decode_frame(frame.msg, "init frame")
@@ -415,6 +416,20 @@ class TrackerNode(Node):
         req.done.set()
         if frame is not None:
             self._fast_forward(frame, generation)
+
+    def _find_frame(self, stamp_ns: int) -> Optional[Frame]:
+        """The buffered frame with this stamp. A stamp newer than every buffered frame may belong to a frame still
+        in transit (a small init message can overtake a large image): wait up to INIT_WAIT_S for it, and stop
+        waiting as soon as a newer frame shows it was lost."""
+        frame = self._ring.find(stamp_ns)
+        end = time.monotonic() + INIT_WAIT_S
+        while frame is None and time.monotonic() < end and not self._stop.is_set():
+            latest = self._ring.latest()
+            if latest is not None and latest.stamp_ns > stamp_ns:
+                return None
+            time.sleep(0.01)
+            frame = self._ring.find(stamp_ns)
+        return frame
 
     def _missing_frame_reason(self, stamp: Any, stamp_ns: int) -> str:
         span = self._ring.stamp_range()
