@@ -313,8 +313,8 @@ def test_load_60hz_only_the_newest_frame_is_ever_processed(node, driver):
 
     Stamps are the publish wall time (node and test share the system clock). For every processed frame the node's
     own figures give when it took the frame: stamp + latency - processing_time. No frame published more than
-    `transport_allowance` before that moment may be newer than the processed one (it would have been in the node's
-    slot already); a queue anywhere would violate this by seconds within a few frames.
+    `transport_allowance` (0.75 s) before that moment may be newer than the processed one (it would have been in
+    the node's slot already); a queue anywhere would violate this by seconds within a few frames.
     """
     ensure_stopped(driver)
     image0, (x, y, w, h) = synthetic_frame(0)
@@ -344,7 +344,7 @@ def test_load_60hz_only_the_newest_frame_is_ever_processed(node, driver):
     assert len(processed) >= 3
     assert set(stamps) <= set(published) and stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert len(processed) < len(published), "the tracker kept up with 60 Hz: the test does not exercise dropping"
-    transport_allowance = 200_000_000
+    transport_allowance = 750_000_000  # DDS delivery + executor scheduling on a loaded machine
     for r, s in zip(processed, stamps):
         took = s + (r.latency.sec * 1_000_000_000 + r.latency.nanosec) - (
             r.processing_time.sec * 1_000_000_000 + r.processing_time.nanosec)
