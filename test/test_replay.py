@@ -111,3 +111,8 @@ def test_bag_with_our_message_types_round_trips(tmp_path):
         assert "float64 center_x" in r.connections[0].msgdef.data
     with pytest.raises(FileExistsError):
         BagWriter(tmp_path / "b")
+    # A '.mcap' path gives one self-contained mcap file that reads back the same.
+    with BagWriter(tmp_path / "one.mcap") as w:
+        w.write_obj("/track/result", "siamattn_ros/msg/TrackResult", 1, msg)
+    assert (tmp_path / "one.mcap").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["b", "one.mcap"]
+    assert deserialize(next(read_messages(tmp_path / "one.mcap"))).frames_since_init == 9

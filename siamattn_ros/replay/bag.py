@@ -50,15 +50,20 @@ def serialize(obj: Any, msgtype: str) -> bytes:
 class BagWriter:
     """Writes a rosbag2 folder (mcap storage, metadata version 8) topic by topic. Use as a context manager.
 
-    The mcap file carries each topic's full message definition (also for siamattn_ros types), so tools without our
-    package (Foxglove, `rosbags`, `ros2 bag info`) can decode it.
+    A path ending in '.mcap' gives a single mcap file instead of a folder (written in a temporary folder next to
+    it, then moved). The mcap file carries each topic's full message definition (also for siamattn_ros types), so
+    tools without our package (Foxglove, `rosbags`, `ros2 bag info`) can decode it.
     """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"bag {self.path} exists already; remove it or choose another name")
-        self._writer = Writer(self.path, version=8, storage_plugin=StoragePlugin.MCAP)
+        self._single = self.path.suffix == ".mcap"
+        self._folder = self.path.with_name(self.path.name + ".partial") if self._single else self.path
+        if self._folder.exists():
+            raise FileExistsError(f"{self._folder} exists already (left over from an interrupted write?)")
+        self._writer = Writer(self._folder, version=8, storage_plugin=StoragePlugin.MCAP)
         self._conns: dict[str, Any] = {}
 
     def __enter__(self) -> "BagWriter":
@@ -67,6 +72,12 @@ class BagWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self._writer.close()
+        if self._single:
+            files = list(self._folder.glob("*.mcap"))
+            files[0].replace(self.path)
+            for f in self._folder.iterdir():
+                f.unlink()
+            self._folder.rmdir()
 
     def add_topic(self, topic: str, msgtype: str) -> None:
         if topic in self._conns:

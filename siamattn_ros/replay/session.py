@@ -211,7 +211,7 @@ class TrackerRun:
 def run_tracker(recording: str | Path | Recording, model: str | Path, transport: str = "compressed",
                 init_index: int = 0, init_delay: int = 3, max_frames: Optional[int] = None,
                 collect_overlays: bool = False, startup_timeout_s: float = 120.0, frame_timeout_s: float = 60.0,
-                retry_s: float = 10.0, extra_params: Optional[dict] = None, log_path: Optional[Path] = None,
+                retry_s: float = 15.0, extra_params: Optional[dict] = None, log_path: Optional[Path] = None,
                 progress: Optional[Callable[[int, int], None]] = None,
                 record_path: Optional[Path] = None, record_topics: Sequence[str] = (RESULT_TOPIC,)) -> TrackerRun:
     """Replay `recording` through a freshly started tracker_node process; see the module docstring.

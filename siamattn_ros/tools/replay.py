@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--loop", action="store_true", help="play again and again until Ctrl-C")
     ap.add_argument("--wait", type=float, default=5.0,
                     help="seconds to wait for a subscriber on the image topics before playing (default 5)")
-    ap.add_argument("--record", type=Path, default=None, help="write received topics to this new bag folder")
+    ap.add_argument("--record", type=Path, default=None, help="write received topics to this new bag (a rosbag2 folder; a path ending in .mcap: one mcap file)")
     ap.add_argument("--record-topics", nargs="+", default=["/track/result"], metavar="TOPIC[:TYPE]",
                     help="topics to record (type discovered from the graph unless given as TOPIC:pkg/msg/Type); "
                          "default /track/result")
