@@ -94,6 +94,16 @@ def load_network(model: Union[str, Path, nn.Module], checkpoint: Optional[Union[
     raise ValueError(f"unknown model {name!r}: expected one of {BUILTIN_MODELS} or a checkpoint path")
 
 
+def default_preset(model: Union[str, Path, nn.Module], net: Optional[nn.Module] = None) -> str:
+    """Tracker preset for a model: "embedded" for the MobileNetV2 variant, "vot2018" for the paper's ResNet-50."""
+    if isinstance(model, str) and model in DEFAULT_PRESET:
+        return DEFAULT_PRESET[model]
+    backbone = getattr(getattr(net, "cfg", None), "backbone", None)
+    if backbone is not None:
+        return "embedded" if backbone == "mobilenet_v2" else "vot2018"
+    return "embedded"
+
+
 def build_tracker(model: Union[str, Path, nn.Module] = "embedded", checkpoint: Optional[Union[str, Path]] = None,
                   device: Union[str, torch.device] = "cpu", half: bool = False,
                   config: Union[None, str, Path, Dict[str, Any], TrackerConfig] = None,
@@ -112,12 +122,8 @@ def build_tracker(model: Union[str, Path, nn.Module] = "embedded", checkpoint: O
         raise ValueError(f"half=True needs a CUDA device (fp16 autocast), got device {str(dev)!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(dev)!r} requested but torch.cuda.is_available() is False")
-    name = model if isinstance(model, str) else ""
-    default = DEFAULT_PRESET.get(name, "embedded")
-    if isinstance(model, (str, Path)) and name not in BUILTIN_MODELS:
-        default = "embedded" if "mnv2" in Path(str(model)).name else "vot2018"
-    cfg = _resolve_config(config, default)
     net = load_network(model, checkpoint, random_weights)
+    cfg = _resolve_config(config, default_preset(model, net))
     if not isinstance(model, nn.Module):
         from ..model import prepare_for_inference
 
