@@ -123,6 +123,8 @@ def test_tracking_results_mask_and_overlay_carry_the_source_header(node, driver)
         assert set(np.unique(np.frombuffer(mask.data, np.uint8))) <= {0, 255}
         overlay = [m for m in driver.overlays if m.header == msg.header][0]
         assert (overlay.encoding, overlay.width, overlay.height) == ("bgr8", 160, 120)
+        drawn = np.frombuffer(overlay.data, np.uint8).reshape(120, 160, 3)
+        assert np.count_nonzero(np.any(drawn != image, axis=2)) > 100  # box / polygon / label drawn on the frame
 
 
 def test_init_on_a_past_frame_matches_offline_init_on_that_frame(node, driver, checkpoint):

@@ -477,7 +477,9 @@ def _status_overlay(image: np.ndarray, header: Any, state: TrackState) -> Image:
     from siamattn_ros.ros.image_conv import to_image_msg
 
     canvas = image.copy()
-    cv2.putText(canvas, state.name, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+    (tw, th), base = cv2.getTextSize(state.name, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
+    cv2.rectangle(canvas, (4, 4), (12 + tw, 12 + th + base), (0, 0, 0), -1)  # readable on any background
+    cv2.putText(canvas, state.name, (8, 8 + th), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                 _STATE_COLOURS.get(state, (255, 255, 255)), 2, cv2.LINE_AA)
     return to_image_msg(canvas, header, "bgr8")
 
