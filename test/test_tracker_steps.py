@@ -148,8 +148,8 @@ def test_rpn_box_clipping_and_refinement_roi():
     np.testing.assert_allclose(box.numpy(), [0.0, 254.0, 10.0, 254.0])
     roi = D.bbox_roi(torch.tensor([100.0, 120.0, 50.0, 40.0]))
     np.testing.assert_allclose(roi.numpy(), [[0.0, 75.5, 100.5, 124.5, 139.5]])
-    ref = D.decode_refine(torch.tensor([[1.0, -2.0, 0.0, math.log(2.0) / 0.2]]), torch.tensor([100.0, 120.0, 50.0, 40.0]),
-                          (0.1, 0.1, 0.2, 0.2))
+    ref = D.decode_refine(torch.tensor([[1.0, -2.0, 0.0, math.log(2.0) / 0.2]]),
+                          torch.tensor([100.0, 120.0, 50.0, 40.0]), (0.1, 0.1, 0.2, 0.2))
     np.testing.assert_allclose(ref.numpy(), [100 + 0.1 * 50, 120 - 0.2 * 40, 50, 80], rtol=1e-6)
 
 

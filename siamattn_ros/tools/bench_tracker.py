@@ -66,7 +66,8 @@ def bench(tracker, width: int, height: int, n: int, want_mask: bool, profile: bo
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m siamattn_ros.tools.bench_tracker", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m siamattn_ros.tools.bench_tracker",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--device", default="cpu")

@@ -50,7 +50,8 @@ def fg_scores(cls: torch.Tensor) -> torch.Tensor:
 
 
 def decode_boxes(loc: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """(1, 4A, S, S) deltas (channels dx×A, dy×A, dw×A, dh×A) → (4, A·S²) boxes cx, cy (crop-centre relative), w, h."""
+    """(1, 4A, S, S) deltas (channels dx×A, dy×A, dw×A, dh×A) → (4, A·S²) boxes cx, cy (relative to the crop
+    centre), w, h."""
     d = loc.reshape(4, -1).float()
     cx = d[0] * anchors[2] + anchors[0]
     cy = d[1] * anchors[3] + anchors[1]

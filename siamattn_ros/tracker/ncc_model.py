@@ -84,8 +84,9 @@ class NCCModel(nn.Module):
                 widths.append(ws * sc)
                 heights.append(int(ws * r) * sc)
         ss = self.cfg.score_size
-        dx = torch.tensor([self.center_shift / w for w in widths], device=x.device).view(1, a, 1, 1).expand(1, a, ss, ss)
-        dy = torch.tensor([self.center_shift / h for h in heights], device=x.device).view(1, a, 1, 1).expand(1, a, ss, ss)
+        dx = torch.tensor([self.center_shift / w for w in widths], device=x.device)
+        dy = torch.tensor([self.center_shift / h for h in heights], device=x.device)
+        dx, dy = (d.view(1, a, 1, 1).expand(1, a, ss, ss) for d in (dx, dy))
         zero = torch.zeros(1, 2 * a, ss, ss, device=x.device)
         return {"cls": cls, "loc": torch.cat((dx, dy, zero), dim=1)}
 
