@@ -392,3 +392,28 @@ def test_select_roi_box_initialises_the_node_on_the_frame_it_saw(node, driver):
     assert init.header == published[stamp_to_ns(init.header.stamp)]
     assert f"for frame {init.header.stamp.sec}.{init.header.stamp.nanosec:09d}" in out
     assert (init.box.center_x, init.box.center_y, init.box.width, init.box.height) == (26.0, 26.0, 32.0, 32.0)
+
+
+def test_reset_is_served_while_the_worker_is_busy_and_cuts_the_catch_up_short(node, driver):
+    """An init on an old frame makes the worker track ~25 buffered frames in a row; a reset sent right after it is
+    answered during that work (its own callback group) and ends the catch-up: not all 25 results appear."""
+    ensure_stopped(driver)
+    clock = Clock(1200)
+    frames = []
+    for i in range(26):
+        image, box = synthetic_frame(i)
+        msg = driver.image_msg(image, clock.next())
+        driver.publish_and_wait(msg)
+        frames.append((msg, box))
+    first_msg, (x, y, w, h) = frames[0]
+    before = len(driver.results)
+    driver.publish_init(first_msg.header, box_msg(x, y, w, h))
+    assert driver.wait_until(lambda: any(r.state == TrackResult.INITIALIZING for r in driver.results[before:]), 20)
+    response = driver.reset()
+    assert response.success
+    assert driver.wait_until(lambda: any(r.state == TrackResult.STOPPED for r in driver.results[before:]), 20)
+    time.sleep(1.0)  # anything still in flight from the old track would arrive now
+    caught_up = [r for r in driver.results[before:] if r.state in TRACKING_STATES]
+    assert len(caught_up) < 25, "the reset waited for the whole catch-up"
+    stopped_at = next(i for i, r in enumerate(driver.results[before:]) if r.state == TrackResult.STOPPED)
+    assert all(r.state not in TRACKING_STATES for r in driver.results[before:][stopped_at:])
