@@ -44,15 +44,22 @@ def test_draw_overlay_draws_box_mask_and_text_without_touching_input():
         draw_overlay(img.astype(np.float32), res)
 
 
-def test_track_cli_writes_csv_and_overlay(tmp_path):
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """One of our checkpoints (random weights: the CLI's plumbing is under test, not tracking quality)."""
+    path = tmp_path_factory.mktemp("ckpt") / "mnv2.pth"
+    torch.manual_seed(0)
+    save_checkpoint(build_model("siamattn_mnv2", pretrained=False), path)
+    return path
+
+
+def test_track_cli_writes_csv_and_overlay(tmp_path, checkpoint):
     frames, boxes, _ = synthetic_sequence()
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, f in enumerate(frames[:4]):
         cv2.imwrite(str(folder / f"{i:05d}.png"), f)
-    ckpt = tmp_path / "mnv2.pth"
-    torch.manual_seed(0)
-    save_checkpoint(build_model("siamattn_mnv2", pretrained=False), ckpt)
+    ckpt = checkpoint
     x, y, w, h = boxes[0]
     out_csv, out_mp4 = tmp_path / "res.csv", tmp_path / "ov.mp4"
     rc = track_cli.main(["--images", str(folder), "--init", f"{x},{y},{w},{h}", "--model", str(ckpt),
@@ -77,3 +84,18 @@ def test_track_cli_writes_csv_and_overlay(tmp_path):
 def test_track_cli_rejects_bad_init_box(tmp_path):
     with pytest.raises(SystemExit):
         track_cli.main(["--images", str(tmp_path), "--init", "1,2,3", "--out", str(tmp_path / "r.csv")])
+
+
+def test_track_cli_reads_video_files(tmp_path, checkpoint):
+    frames, boxes, _ = synthetic_sequence()
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for f in frames[:3]:
+        writer.write(f)
+    writer.release()
+    x, y, w, h = boxes[0]
+    out_csv = tmp_path / "res.csv"
+    assert track_cli.main(["--images", str(video), "--init", f"{x},{y},{w},{h}", "--model", str(checkpoint),
+                           "--no-mask", "--out", str(out_csv)]) == 0
+    rows = list(csv.reader(open(out_csv)))
+    assert len(rows) == 4 and rows[1][6] == "INITIALIZING"
