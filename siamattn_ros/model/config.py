@@ -5,9 +5,9 @@ There is no global config object: every module receives the values it needs from
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 BACKBONES = ("resnet50_atrous", "mobilenet_v2")
 

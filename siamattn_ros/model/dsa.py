@@ -51,10 +51,14 @@ class ChannelAttentionScale(nn.Module):
 
 def channel_map(x: torch.Tensor) -> torch.Tensor:
     """M = softmax(rowmax(G) - G) with G = X X^T over the flattened positions; (b, c, c)."""
-    f = x.flatten(2)
-    energy = torch.bmm(f, f.transpose(1, 2))
-    energy = energy.amax(dim=-1, keepdim=True) - energy
-    return torch.softmax(energy, dim=-1)
+    # Always in float32 (also under autocast): sums of squares over ~1000 positions overflow fp16.
+    with torch.autocast(x.device.type, enabled=False):
+        f = x.flatten(2)
+        if f.dtype in (torch.float16, torch.bfloat16):
+            f = f.float()
+        energy = torch.bmm(f, f.transpose(1, 2))
+        energy = energy.amax(dim=-1, keepdim=True) - energy
+        return torch.softmax(energy, dim=-1).to(x.dtype)
 
 
 def apply_channel_map(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,10 @@ def deform_roi_pool(features: torch.Tensor, rois: torch.Tensor, offsets: Optiona
     if offsets is not None and offsets.shape != (n, 2, p, p):
         raise ValueError(f"offsets shape {tuple(offsets.shape)} != {(n, 2, p, p)}")
     dt, dev = features.dtype, features.device
-    rois = rois.detach().to(dt)  # no gradient to the RoI coordinates (as in the original op)
+    # Geometry in at least float32 (fp16 cannot hold crop coordinates to the precision the C-rounding needs);
+    # no gradient to the RoI coordinates (as in the original op).
+    gdt = torch.float64 if dt == torch.float64 else torch.float32
+    rois = rois.detach().to(device=dev, dtype=gdt)
     bidx = rois[:, 0].long()
     if bool((bidx < 0).any()) or bool((bidx >= bsz).any()):
         raise ValueError(f"roi batch indices {bidx.tolist()} out of range for a batch of {bsz}")
@@ -48,26 +51,26 @@ def deform_roi_pool(features: torch.Tensor, rois: torch.Tensor, offsets: Optiona
     rh = (y2 - y1).clamp(min=0.1).view(n, 1, 1, 1, 1)
     bw, bh = rw / p, rh / p
     # Sample grid laid out as (n, ph, ih, pw, iw) so it reshapes to an image of (P*S) x (P*S) per RoI.
-    grid_p = torch.arange(p, device=dev, dtype=dt)
-    grid_s = torch.arange(s, device=dev, dtype=dt)
+    grid_p = torch.arange(p, device=dev, dtype=gdt)
+    grid_s = torch.arange(s, device=dev, dtype=gdt)
     sx = x1.view(n, 1, 1, 1, 1) + bw * grid_p.view(1, 1, 1, p, 1) + (bw / s) * grid_s.view(1, 1, 1, 1, s)
     sy = y1.view(n, 1, 1, 1, 1) + bh * grid_p.view(1, p, 1, 1, 1) + (bh / s) * grid_s.view(1, 1, s, 1, 1)
     if offsets is not None:
-        off = offsets.to(dt) * trans_std
+        off = offsets.to(gdt) * trans_std
         sx = sx + (off[:, 0] * rw.view(n, 1, 1)).view(n, p, 1, p, 1)
         sy = sy + (off[:, 1] * rh.view(n, 1, 1)).view(n, p, 1, p, 1)
     sx, sy = torch.broadcast_tensors(sx, sy)
     valid = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
     gx = sx.clamp(0.0, w - 1.0) * (2.0 / (w - 1) if w > 1 else 0.0) - 1.0
     gy = sy.clamp(0.0, h - 1.0) * (2.0 / (h - 1) if h > 1 else 0.0) - 1.0
-    grid = torch.stack((gx, gy), dim=-1).reshape(n, p * s, p * s, 2)
+    grid = torch.stack((gx, gy), dim=-1).reshape(n, p * s, p * s, 2).to(dt)
     if bsz == 1:
         src = features.expand(n, c, h, w)
     else:
         src = features.index_select(0, bidx)
     vals = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)  # (n, C, P*S, P*S)
     vals = vals.view(n, c, p, s, p, s)
-    mask = valid.to(dt).view(n, 1, p, s, p, s)
+    mask = valid.to(dt).view(n, 1, p, s, p, s)  # validity decided in float32 geometry
     total = (vals * mask).sum(dim=(3, 5))
     count = mask.sum(dim=(3, 5)).clamp(min=1.0)  # a bin with no valid sample outputs 0
     return total / count

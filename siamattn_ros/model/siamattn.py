@@ -103,13 +103,24 @@ class SiamAttn(nn.Module):
         """(n, 5) RoIs in search-crop pixels -> (n, 4) normalised deltas (dx, dy, dw, dh); see cfg.bbox_stds."""
         if self._box_feat is None:
             raise RuntimeError("SiamAttn.bbox_refine() called before track()")
-        return self.bbox_head(self._box_feat, self._check_rois(rois).to(self._box_feat.dtype))
+        return self.bbox_head(self._box_feat, self._check_rois(rois))
 
     def mask_refine(self, rois: torch.Tensor) -> torch.Tensor:
         """(n, 5) RoIs in search-crop pixels -> (n, 1, M, M) mask logits (apply sigmoid for probabilities)."""
         if self._mask_feat is None:
             raise RuntimeError("SiamAttn.mask_refine() called before track()")
-        return self.mask_head(self._mask_feat, self._check_rois(rois).to(self._mask_feat.dtype))
+        return self.mask_head(self._mask_feat, self._check_rois(rois))
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor, rois: Optional[torch.Tensor] = None
+                ) -> Dict[str, torch.Tensor]:
+        """All four calls in one (for training, e.g. under DistributedDataParallel, which hooks forward()):
+        {'cls', 'loc'} plus {'bbox', 'mask'} (mask logits) when rois are given."""
+        self.template(z)
+        out = self.track(x)
+        if rois is not None:
+            out["bbox"] = self.bbox_refine(rois)
+            out["mask"] = self.mask_refine(rois)
+        return out
 
     # --- helpers ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
