@@ -94,22 +94,39 @@ class Recording:
         return len(self.frames)
 
 
+def recording_dirs() -> list[Path]:
+    """Where bundled recordings may be: recordings/ of the source tree, then share/siamattn_ros/recordings of an
+    ament (colcon) install when ament_index_python is importable."""
+    dirs = [RECORDINGS_DIR]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory("siamattn_ros")) / "recordings")
+    except Exception:  # not installed in an ament prefix, or ament_index_python missing
+        pass
+    return [d for d in dirs if d.is_dir()]
+
+
 def recording_path(name_or_path: str | Path) -> Path:
     """A bundled recording's folder by name ('vtest_woman'), or the given path. Raises FileNotFoundError."""
     p = Path(name_or_path)
     if p.exists():
         return p
-    q = RECORDINGS_DIR / str(name_or_path)
-    if q.exists():
-        return q
-    have = sorted(d.name for d in RECORDINGS_DIR.iterdir() if d.is_dir()) if RECORDINGS_DIR.is_dir() else []
-    raise FileNotFoundError(f"no recording {name_or_path!r} (bundled: {have})")
+    for d in recording_dirs():
+        if (d / str(name_or_path)).exists():
+            return d / str(name_or_path)
+    have = [b.name for b in bundled_recordings()]
+    raise FileNotFoundError(f"no recording {name_or_path!r} (bundled: {have}; looked in "
+                            f"{[str(d) for d in recording_dirs()] or str(RECORDINGS_DIR)})")
 
 
 def bundled_recordings() -> list[Path]:
-    if not RECORDINGS_DIR.is_dir():
-        return []
-    return sorted(d for d in RECORDINGS_DIR.iterdir() if (d / "metadata.yaml").is_file())
+    """The bundled recordings (first location of recording_dirs() that has any)."""
+    for d in recording_dirs():
+        found = sorted(b for b in d.iterdir() if (b / "metadata.yaml").is_file())
+        if found:
+            return found
+    return []
 
 
 def load_recording(path: str | Path) -> Recording:

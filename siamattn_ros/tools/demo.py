@@ -22,9 +22,18 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL = REPO / "models" / "siamattn_mnv2_embedded.pth"
 DEFAULT_RECORDING = "vtest_woman"
 LEGEND = "white: ground truth | green: TRACKING  amber: LOW_CONFIDENCE  red: LOST (tracker box, mask tint)"
+
+
+def default_model() -> Path:
+    """The shipped checkpoint where it is found (source tree, then a colcon install), else its source-tree path."""
+    from siamattn_ros.tracker.build import EMBEDDED_FILE, model_dirs
+
+    for d in model_dirs():
+        if (d / EMBEDDED_FILE).is_file():
+            return d / EMBEDDED_FILE
+    return REPO / "models" / EMBEDDED_FILE
 
 
 def _draw_frame(base: np.ndarray, truth: np.ndarray, line1: str, line2: str, scale: int) -> np.ndarray:
@@ -131,8 +140,9 @@ def write_csv(run, ious: np.ndarray, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recording", default=DEFAULT_RECORDING, help="bundled recording name or bag folder")
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="checkpoint (default: the shipped model)")
-    ap.add_argument("--out", type=Path, default=REPO / "demo_output", help="output folder")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="checkpoint (default: the shipped model, models/siamattn_mnv2_embedded.pth)")
+    ap.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default: demo_output/)")
     ap.add_argument("--transport", choices=("compressed", "raw"), default="compressed",
                     help="feed the node the JPEG CompressedImage topic (default) or decoded sensor_msgs/Image")
     ap.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (default: all)")
@@ -141,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                          "process id, so the demo neither disturbs nor hears another ROS graph on this machine)")
     args = ap.parse_args(argv)
 
+    if args.model is None:
+        args.model = default_model()
     if not args.model.is_file():
         print(f"The shipped model is not there: {args.model} does not exist.\n"
               f"The demo needs it. Get the repository's models/ folder (git pull / git lfs pull), or train one "
