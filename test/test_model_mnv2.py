@@ -228,3 +228,24 @@ def test_call_order_errors():
         m.bbox_refine(torch.zeros(1, 5))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         m.template(torch.zeros(3, 127, 127))
+
+
+def test_reduced_precision_runs_close_to_fp32(model):
+    """bf16 on the CPU stands in for the fp16 CUDA path: every op must accept the reduced dtype (the channel maps
+    are computed in float32 internally), and results stay close to fp32."""
+    m = copy.deepcopy(model).eval()
+    _randomise(m, 5)
+    z, x = _inputs(1, seed=9)
+    rois = torch.tensor([[0, 60.0, 70.0, 190.0, 200.0]])
+    with torch.inference_mode():
+        m.template(z)
+        ref = m.track(x)
+        ref_mask = torch.sigmoid(m.mask_refine(rois))
+        m.to(torch.bfloat16)
+        m.template(z.bfloat16())
+        out = m.track(x.bfloat16())
+        box, mask = m.bbox_refine(rois), torch.sigmoid(m.mask_refine(rois))
+    assert out["cls"].dtype == box.dtype == mask.dtype == torch.bfloat16
+    scale = ref["cls"].abs().max().item()
+    assert (out["cls"].float() - ref["cls"]).abs().max().item() < 0.05 * scale
+    assert (mask.float() - ref_mask).abs().max().item() < 0.05
