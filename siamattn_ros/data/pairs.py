@@ -177,6 +177,20 @@ class InstanceRecord:
     polygons: list = field(default_factory=list)
 
 
+def rasterise_polygons(polygons: list, height: int, width: int, factor: int = 4) -> np.ndarray:
+    """0/1 mask of the pixels at least half covered by the polygons (continuous coordinates, pixel i = [i, i+1)).
+
+    fillPoly alone counts every pixel the outline touches; rendering at `factor` x resolution and averaging gives
+    the area rule.
+    """
+    big = np.zeros((height * factor, width * factor), np.uint8)
+    pts = [np.round((np.asarray(p, dtype=np.float64) * factor - 0.5) * 16).astype(np.int32).reshape(-1, 1, 2)
+           for p in polygons]
+    cv2.fillPoly(big, pts, 1, shift=4)
+    cover = big.reshape(height, factor, width, factor).mean(axis=(1, 3))
+    return (cover >= 0.5).astype(np.uint8)
+
+
 class StillPairSource:
     """Template and search from the same still image (COCO-style): augmentation makes the two crops differ."""
 
@@ -190,10 +204,7 @@ class StillPairSource:
         img = _imread(r.image)
         mask = None
         if r.polygons:
-            mask = np.zeros(img.shape[:2], np.uint8)
-            # Polygon vertices are continuous coordinates; fillPoly wants pixel indices.
-            cv2.fillPoly(mask, [np.round(np.asarray(p) - 0.5).astype(np.int32).reshape(-1, 1, 2)
-                                for p in r.polygons], 1)
+            mask = rasterise_polygons(r.polygons, img.shape[0], img.shape[1])
         return FramePair(img, r.box_xywh, img, r.box_xywh, mask)
 
 

@@ -66,7 +66,15 @@ def read_sequence(folder: Path | str, load_frames: bool = True, load_masks: bool
         raise FileNotFoundError(f"no groundtruth.txt in {folder}")
     boxes = read_groundtruth(gt_path)
     paths = frame_paths(folder)
-    if len(paths) < len(boxes):
+    video = _video_source(folder) if not paths else None
+    if video is not None:
+        src, first = video
+        from siamattn_ros.data.sources import video_frames
+
+        frames_v = video_frames(src, first, len(boxes)) if load_frames else [f"{src}#{first + i}"
+                                                                             for i in range(len(boxes))]
+        paths = [Path(str(f)) if isinstance(f, str) else f for f in frames_v]
+    elif len(paths) < len(boxes):
         raise ValueError(f"{folder}: {len(boxes)} groundtruth rows but only {len(paths)} frames")
     paths = paths[:len(boxes)]
     visible = ~np.isnan(boxes).any(axis=1) & (np.nan_to_num(boxes[:, 2]) > 0) & (np.nan_to_num(boxes[:, 3]) > 0)
@@ -78,7 +86,10 @@ def read_sequence(folder: Path | str, load_frames: bool = True, load_masks: bool
                 visible &= ~flags
     boxes = boxes.copy()
     boxes[~visible] = np.nan
-    frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths] if load_frames else [str(p) for p in paths]
+    if video is not None:
+        frames = [f if load_frames else str(f) for f in paths]
+    else:
+        frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths] if load_frames else [str(p) for p in paths]
     if load_frames and any(f is None for f in frames):
         raise FileNotFoundError(f"unreadable frame in {folder}")
     masks: Optional[list] = None
@@ -89,6 +100,28 @@ def read_sequence(folder: Path | str, load_frames: bool = True, load_masks: bool
             masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in mp[:len(paths)]]
     meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() else {}
     return Sequence(frames, boxes, masks, visible, name=folder.name, meta=meta)
+
+
+def _video_source(folder: Path) -> Optional[tuple[Path, int]]:
+    """Annotation-only folders (no frames) name their footage in meta_info.ini: "source: <video path> (...)" and
+    "frames: <first>-<last> (...)" (0-based decoded frame indices)."""
+    ini = folder / "meta_info.ini"
+    if not ini.is_file():
+        return None
+    src = first = None
+    for line in ini.read_text().splitlines():
+        key, _, val = line.partition(":")
+        val = val.strip()
+        if key.strip() == "source" and val:
+            src = Path(val.split()[0])
+        elif key.strip() == "frames" and val:
+            first = int(val.split()[0].split("-")[0])
+    if src is None or first is None:
+        return None
+    if not src.is_file():
+        raise FileNotFoundError(f"{folder}: footage {src} named in meta_info.ini is not installed "
+                                "(apt-get install opencv-doc)")
+    return src, first
 
 
 def list_sequences(root: Path | str) -> list[Path]:

@@ -133,6 +133,8 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps_this_run: Optional[i
     out = Path(cfg.out_dir)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        if distributed:
+            print(f"DDP world_size {world} ({dist.get_backend()}) on {device}", flush=True)
 
     model = build_model(cfg.model)
     model.set_deform_impl(cfg.deform_impl)

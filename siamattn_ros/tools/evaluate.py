@@ -1,0 +1,223 @@
+"""One-pass evaluation of trackers on GOT-10k-style sequence folders.
+
+    python -m siamattn_ros.tools.evaluate --sequences data/heldout data/annotations \
+        --trackers siamattn,csrt,kcf,mil --model models/siamattn_mnv2_embedded.pth --out results/
+
+Each tracker is initialised on the first frame's truth box and runs over every frame (no re-initialisation).
+Scores (siamattn_ros.train.metrics): success AUC, precision at 20 px, normalised precision, mask IoU where truth
+masks exist; speed: frames per second of init + track calls, start-up time (tracker construction: model load,
+warm-up), and the total wall time of the whole run per tracker (start-up + all frames). Writes per-sequence boxes,
+results.json, summary.md (one markdown table for all trackers + a per-sequence AUC table), success.png, precision.png.
+--generate-heldout N first writes N held-out semi-synthetic sequences (seeds 900000+, held-out source images and
+real videos, never used in training) into the first --sequences folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from siamattn_ros.data.seqio import list_sequences, read_sequence, write_sequence
+from siamattn_ros.train import metrics
+
+OPENCV_TRACKERS = {"csrt": "TrackerCSRT_create", "kcf": "TrackerKCF_create", "mil": "TrackerMIL_create",
+                   "mosse": "TrackerMOSSE_create", "medianflow": "TrackerMedianFlow_create"}
+HELDOUT_SEED0 = 900000
+
+
+def _opencv_factory(name: str) -> Callable:
+    fn = OPENCV_TRACKERS[name]
+    for mod in (cv2, getattr(cv2, "legacy", None)):
+        if mod is not None and hasattr(mod, fn):
+            return getattr(mod, fn)
+    raise RuntimeError(f"OpenCV tracker {name!r} ({fn}) not available: install opencv-contrib-python(-headless)")
+
+
+class _OpenCVTracker:
+    """OpenCV tracker behind the same init/track calls; on a reported failure the last box is kept."""
+
+    wants_mask = False
+
+    def __init__(self, name: str) -> None:
+        self.factory = _opencv_factory(name)
+        self.t = None
+        self.box = None
+
+    def init(self, image: np.ndarray, box: np.ndarray) -> None:
+        self.t = self.factory()
+        b = tuple(int(round(v)) for v in box)
+        self.t.init(image, (b[0], b[1], max(1, b[2]), max(1, b[3])))
+        self.box = np.asarray(box, dtype=np.float64)
+
+    def track(self, image: np.ndarray, want_mask: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        ok, b = self.t.update(image)
+        if ok and b[2] > 0 and b[3] > 0:
+            self.box = np.asarray(b, dtype=np.float64)
+        return self.box, None
+
+
+class _SiamAttnTracker:
+    wants_mask = True
+
+    def __init__(self, model: str, device: str) -> None:
+        from siamattn_ros.tracker import build_tracker
+
+        self.t = build_tracker(model=model, device=device)
+
+    def init(self, image: np.ndarray, box: np.ndarray) -> None:
+        self.t.init(image, [float(v) for v in box])
+
+    def track(self, image: np.ndarray, want_mask: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        r = self.t.track(image, want_mask=want_mask)
+        return np.asarray(r.box_xywh, dtype=np.float64), r.mask
+
+
+def make_tracker(name: str, model: str, device: str):
+    if name == "siamattn":
+        return _SiamAttnTracker(model, device)
+    if name in OPENCV_TRACKERS:
+        return _OpenCVTracker(name)
+    raise ValueError(f"unknown tracker {name!r}; choose from siamattn, {', '.join(OPENCV_TRACKERS)}")
+
+
+def run_sequence(tracker, seq, max_frames: Optional[int] = None) -> dict:
+    n = len(seq.frames) if max_frames is None else min(len(seq.frames), max_frames)
+    gt = seq.boxes_xywh[:n]
+    want_mask = seq.masks is not None and tracker.wants_mask
+    boxes = np.full((n, 4), np.nan)
+    masks: list = [None] * n
+    t0 = time.perf_counter()
+    tracker.init(seq.frames[0], gt[0])
+    boxes[0] = gt[0]
+    for i in range(1, n):
+        boxes[i], masks[i] = tracker.track(seq.frames[i], want_mask)
+    elapsed = time.perf_counter() - t0
+    score = metrics.score_sequence(boxes, gt, masks if want_mask else None,
+                                   seq.masks[:n] if want_mask else None)
+    return {"boxes": boxes, "score": score, "frames": n, "seconds": elapsed}
+
+
+def generate_heldout(root: Path, count: int, num_frames: int = 150) -> list[Path]:
+    """Held-out semi-synthetic sequences with every event kind; deterministic (seeds HELDOUT_SEED0 + i)."""
+    from siamattn_ros.data.sequence import SequenceSpec, make_sequence
+
+    out = []
+    for i in range(count):
+        seed = HELDOUT_SEED0 + i
+        folder = root / f"synth_heldout_{seed}"
+        if (folder / "groundtruth.txt").is_file():
+            out.append(folder)
+            continue
+        spec = SequenceSpec(num_frames=num_frames, background="video" if i % 2 == 0 else "still", split="heldout",
+                            leave_reenter=(i % 3 == 2), occlusion=(i % 3 != 1), distractor=True)
+        out.append(write_sequence(make_sequence(spec, seed), folder))
+    return out
+
+
+def _plots(results: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for kind, xs, xlabel in (("success", metrics.SUCCESS_THRESHOLDS, "overlap threshold"),
+                             ("precision", metrics.PRECISION_THRESHOLDS, "location error threshold (px)")):
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for name, r in results.items():
+            curve = np.nanmean([s[kind] for s in r["curves"]], axis=0)
+            label = (f"{name} [AUC {r['success_auc']:.3f}]" if kind == "success"
+                     else f"{name} [{r['precision_20']:.3f}]")
+            ax.plot(xs, curve, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("success rate" if kind == "success" else "precision")
+        ax.set_title(f"{kind} plot (one-pass evaluation)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / f"{kind}.png", dpi=90)
+        plt.close(fig)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sequences", nargs="+", required=True, help="folders of sequence folders (or sequence folders)")
+    ap.add_argument("--trackers", default="siamattn,csrt,kcf,mil")
+    ap.add_argument("--model", default="embedded", help="SiamAttn model: 'embedded' or a checkpoint path")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="results", help="output folder")
+    ap.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--generate-heldout", type=int, default=0, metavar="N",
+                    help="first write N held-out semi-synthetic sequences into the first --sequences folder")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.generate_heldout:
+        generate_heldout(Path(args.sequences[0]), args.generate_heldout)
+    folders = [f for root in args.sequences for f in list_sequences(root)]
+    if not folders:
+        raise SystemExit(f"no sequence folders (with groundtruth.txt) under {args.sequences}")
+    seqs = [read_sequence(f) for f in folders]
+    names = [s.strip() for s in args.trackers.split(",") if s.strip()]
+    results: dict = {}
+    per_seq: dict = {}
+    for name in names:
+        t0 = time.perf_counter()
+        tracker = make_tracker(name, args.model, args.device)
+        startup = time.perf_counter() - t0
+        rows, frames, seconds = [], 0, 0.0
+        (out / name).mkdir(exist_ok=True)
+        for folder, seq in zip(folders, seqs):
+            r = run_sequence(tracker, seq, args.max_frames)
+            np.savetxt(out / name / f"{folder.name}.txt", r["boxes"], fmt="%.2f", delimiter=",")
+            rows.append(r["score"])
+            frames += r["frames"]
+            seconds += r["seconds"]
+            per_seq.setdefault(folder.name, {})[name] = r["score"].success_auc
+            print(f"{name:9s} {folder.name:28s} AUC {r['score'].success_auc:.3f} P20 {r['score'].precision_20:.3f} "
+                  f"mIoU {r['score'].mask_iou:.3f} {r['frames'] / r['seconds']:.1f} fps", flush=True)
+        mask_vals = [s.mask_iou for s in rows if not np.isnan(s.mask_iou)]
+        results[name] = {
+            # Averages over sequences (each sequence weighs the same, as in OTB / GOT-10k reporting).
+            "success_auc": float(np.mean([s.success_auc for s in rows])),
+            "precision_20": float(np.mean([s.precision_20 for s in rows])),
+            "norm_precision": float(np.mean([s.norm_precision for s in rows])),
+            "mask_iou": float(np.mean(mask_vals)) if mask_vals else float("nan"),
+            "fps": frames / seconds if seconds > 0 else float("nan"),
+            "startup_s": startup,
+            "total_wall_s": startup + seconds,
+            "frames": frames,
+            "curves": [{"success": s.success, "precision": s.precision} for s in rows],
+        }
+    _plots(results, out)
+    lines = [f"One-pass evaluation on {len(folders)} sequences ({sum(len(s.frames) for s in seqs)} frames"
+             f"{'' if args.max_frames is None else f', first {args.max_frames} of each'}); model {args.model}.", "",
+             "| tracker | success AUC | precision@20px | norm. precision | mask IoU | FPS | start-up s | total wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        m = "—" if np.isnan(r["mask_iou"]) else f"{r['mask_iou']:.3f}"
+        lines.append(f"| {name} | {r['success_auc']:.3f} | {r['precision_20']:.3f} | {r['norm_precision']:.3f} | {m} "
+                     f"| {r['fps']:.1f} | {r['startup_s']:.2f} | {r['total_wall_s']:.1f} |")
+    lines += ["", "Success AUC per sequence:", "", "| sequence | " + " | ".join(names) + " |",
+              "|---|" + "---:|" * len(names)]
+    for seq_name, vals in per_seq.items():
+        lines.append(f"| {seq_name} | " + " | ".join(f"{vals[n]:.3f}" for n in names) + " |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    json.dump({n: {k: v for k, v in r.items() if k != "curves"} for n, r in results.items()},
+              open(out / "results.json", "w"), indent=1)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
