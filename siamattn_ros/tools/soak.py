@@ -76,6 +76,7 @@ def run(seconds: float, rate: float, width: int, height: int, model: Optional[st
         samples: list[tuple[float, float]] = []
         published = results = initialized = 0
         latencies: list[float] = []
+        processing: list[float] = []
         start = time.monotonic()
         next_sample, next_reinit = start, start + reinit
         print(f"{'t_s':>7} {'rss_MiB':>8} {'published':>9} {'results':>8} {'dropped':>8}", flush=True)
@@ -113,6 +114,8 @@ def run(seconds: float, rate: float, width: int, height: int, model: Optional[st
             results += len(got)
             initialized += sum(r.state == TrackResult.INITIALIZING for r in got)
             latencies += [r.latency.sec + r.latency.nanosec * 1e-9 for r in got]
+            processing += [r.processing_time.sec + r.processing_time.nanosec * 1e-9 for r in got
+                           if r.state != TrackResult.STOPPED and r.state != TrackResult.INITIALIZING]
             if now >= next_sample:
                 rss = node.rss_kib() / 1024.0
                 samples.append((now - start, rss))
@@ -144,6 +147,7 @@ def run(seconds: float, rate: float, width: int, height: int, model: Optional[st
         "results": results, "inits_seen": initialized, "processed_hz": results / seconds,
         "dropped_by_node": dropped, # Median: the catch-up results after each re-init are for frames ~1 s old by design and would dominate a mean.
         "median_latency_ms": 1e3 * float(np.median(latencies)) if latencies else float("nan"),
+        "median_processing_ms": 1e3 * float(np.median(processing)) if processing else float("nan"),
         "rss_start_mib": samples[0][1], "rss_after_warmup_mib": warm[0][1], "rss_end_mib": samples[-1][1],
         "rss_max_mib": max(s[1] for s in samples),
         "rss_growth_mib_per_min": _slope_per_min([s[0] for s in warm], [s[1] for s in warm]),
