@@ -85,7 +85,26 @@ def write_video(run, path: Path, fps: float, scale: int = 2) -> int:
     return written
 
 
-def write_plot(run, ious: np.ndarray, path: Path, title: str) -> None:
+def baseline_ious(run) -> np.ndarray:
+    """IoUs of OpenCV's CSRT tracker (offline, same init box and frames) for comparison in the plot."""
+    import cv2
+
+    from siamattn_ros.replay.metrics import iou_xywh
+
+    rec = run.recording
+    tracker = cv2.TrackerCSRT_create()
+    tracker.init(rec.frames[run.init_index].decode(), tuple(int(round(v)) for v in rec.truth[run.init_index]))
+    pred = []
+    for i in range(run.init_index + 1, run.last_index + 1):
+        ok, box = tracker.update(rec.frames[i].decode())
+        pred.append(box if ok else (np.nan,) * 4)
+    truth = rec.truth[run.init_index + 1: run.last_index + 1]
+    ious = iou_xywh(np.array(pred, np.float64), truth)
+    ious[np.isnan(ious) & np.isfinite(truth).all(axis=1)] = 0.0  # CSRT reported failure while in view
+    return ious
+
+
+def write_plot(run, ious: np.ndarray, path: Path, title: str, baseline: np.ndarray | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,6 +115,9 @@ def write_plot(run, ious: np.ndarray, path: Path, title: str) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     a.plot(SUCCESS_THRESHOLDS, success_curve(ious), lw=2, label=f"tracker_node (AUC {auc(ious):.3f})")
+    if baseline is not None:
+        a.plot(SUCCESS_THRESHOLDS, success_curve(baseline), lw=1.2, ls="--", color="grey",
+               label=f"OpenCV CSRT, for reference (AUC {auc(baseline):.3f})")
     a.set_xlabel("overlap threshold (IoU)")
     a.set_ylabel("fraction of frames with IoU > threshold")
     a.set_title("success plot")
@@ -105,6 +127,8 @@ def write_plot(run, ious: np.ndarray, path: Path, title: str) -> None:
     a.legend(loc="lower left")
     idx = np.arange(run.init_index + 1, run.last_index + 1)
     b.plot(idx, ious, lw=1.2, label="IoU with ground truth")
+    if baseline is not None:
+        b.plot(idx, baseline, lw=0.8, ls="--", color="grey", label="CSRT")
     absent = ~np.isfinite(run.recording.truth[idx]).all(axis=1)
     if absent.any():
         b.fill_between(idx, 0, 1, where=absent, color="grey", alpha=0.25, step="mid", label="target out of view")
@@ -145,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default: demo_output/)")
     ap.add_argument("--transport", choices=("compressed", "raw"), default="compressed",
                     help="feed the node the JPEG CompressedImage topic (default) or decoded sensor_msgs/Image")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also run OpenCV's CSRT tracker (offline) on the same frames and add its curve to the plot "
+                         "for reference (slow: about 1 minute per 200 frames on a busy 2-core machine)")
     ap.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (default: all)")
     ap.add_argument("--domain-id", type=int, default=None,
                     help="ROS_DOMAIN_ID for the demo's node and replay (default: a private one derived from the "
@@ -199,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     video, plot, table = (args.out / f"{name}_overlay.mp4", args.out / f"{name}_success.png",
                           args.out / f"{name}_results.csv")
     n_video = write_video(run, video, float(rec.info.get("fps", 10.0)))
-    write_plot(run, ious, plot, f"{name}: {args.model.name}, {run.tracked_frames} frames after init")
+    base = baseline_ious(run) if args.baseline else None
+    write_plot(run, ious, plot, f"{name}: {args.model.name}, {run.tracked_frames} frames after init", base)
     write_csv(run, ious, table)
     lost = int((run.states[run.init_index + 1: run.last_index + 1] == LOST).sum())
     print()
@@ -208,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{1.0 / np.mean(proc):.1f} from the node's own processing_time" if proc else "")
     print(f"mean IoU           {np.nanmean(ious):.3f} over {int(visible.sum())} frames with the target in view "
           f"(a LOST frame counts 0)")
-    print(f"success AUC        {auc(ious):.3f}")
+    print(f"success AUC        {auc(ious):.3f}" + ("" if base is None else
+          f"   (OpenCV CSRT on the same frames, for reference: mean IoU {np.nanmean(base):.3f}, AUC {auc(base):.3f})"))
     print(f"LOST reported      {lost} frames")
     print(f"overlay video      {video} ({n_video} frames)")
     print(f"success plot       {plot}")
