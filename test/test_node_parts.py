@@ -144,7 +144,8 @@ def test_descriptors_carry_ranges_and_read_only():
 
 # ---------------------------------------------------------------- QoS
 def test_image_qos_is_depth_one_with_selectable_reliability():
-    for name, policy in (("best_effort", QoSReliabilityPolicy.BEST_EFFORT), ("reliable", QoSReliabilityPolicy.RELIABLE)):
+    for name, policy in (("best_effort", QoSReliabilityPolicy.BEST_EFFORT),
+                         ("reliable", QoSReliabilityPolicy.RELIABLE)):
         p = qos.image_qos(name)
         assert (p.depth, p.history, p.reliability, p.durability) == (
             1, QoSHistoryPolicy.KEEP_LAST, policy, QoSDurabilityPolicy.VOLATILE)

@@ -45,7 +45,8 @@ def graph():
         return predicate()
 
     try:
-        assert spin_until(lambda: camera.get_subscription_count() > 0 and selector.publisher.get_subscription_count() > 0)
+        assert spin_until(lambda: camera.get_subscription_count() > 0
+                          and selector.publisher.get_subscription_count() > 0)
         yield selector, camera, received, spin_until
     finally:
         executor.shutdown()

@@ -145,7 +145,8 @@ def run(seconds: float, rate: float, width: int, height: int, model: Optional[st
     summary = {
         "seconds": seconds, "rate_hz": rate, "size": f"{width}x{height}", "published": published,
         "results": results, "inits_seen": initialized, "processed_hz": results / seconds,
-        "dropped_by_node": dropped, # Median: the catch-up results after each re-init are for frames ~1 s old by design and would dominate a mean.
+        "dropped_by_node": dropped,
+        # Median: the catch-up results after each re-init are for frames ~1 s old by design and would dominate a mean.
         "median_latency_ms": 1e3 * float(np.median(latencies)) if latencies else float("nan"),
         "median_processing_ms": 1e3 * float(np.median(processing)) if processing else float("nan"),
         "rss_start_mib": samples[0][1], "rss_after_warmup_mib": warm[0][1], "rss_end_mib": samples[-1][1],
