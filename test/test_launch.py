@@ -100,7 +100,15 @@ def test_launch_description_declares_the_arguments_and_builds_the_node():
     opaque = [e for e in ld.entities if isinstance(e, OpaqueFunction)][0]
     actions = opaque.execute(context)
     nodes = [a for a in actions if isinstance(a, Node)]
-    assert len(nodes) == 1 and nodes[0].node_package == "siamattn_ros" and nodes[0].node_executable == "tracker_node"
+
+    def text(value):  # launch_ros keeps these as given (str) or as substitutions, depending on the version
+        from launch.utilities import normalize_to_list_of_substitutions, perform_substitutions
+
+        return value if isinstance(value, str) else perform_substitutions(
+            context, normalize_to_list_of_substitutions(value))
+
+    assert len(nodes) == 1
+    assert text(nodes[0].node_package) == "siamattn_ros" and text(nodes[0].node_executable) == "tracker_node"
 
 
 def test_ros2_launch_starts_a_working_node(tmp_path):
