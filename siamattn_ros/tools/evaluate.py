@@ -65,10 +65,10 @@ class _OpenCVTracker:
 class _SiamAttnTracker:
     wants_mask = True
 
-    def __init__(self, model: str, device: str) -> None:
+    def __init__(self, model: str, device: str, config: Optional[str] = None) -> None:
         from siamattn_ros.tracker import build_tracker
 
-        self.t = build_tracker(model=model, device=device)
+        self.t = build_tracker(model=model, device=device, config=config)
 
     def init(self, image: np.ndarray, box: np.ndarray) -> None:
         self.t.init(image, [float(v) for v in box])
@@ -78,9 +78,9 @@ class _SiamAttnTracker:
         return np.asarray(r.box_xywh, dtype=np.float64), r.mask
 
 
-def make_tracker(name: str, model: str, device: str):
+def make_tracker(name: str, model: str, device: str, tracker_config: Optional[str] = None):
     if name == "siamattn":
-        return _SiamAttnTracker(model, device)
+        return _SiamAttnTracker(model, device, tracker_config)
     if name in OPENCV_TRACKERS:
         return _OpenCVTracker(name)
     raise ValueError(f"unknown tracker {name!r}; choose from siamattn, {', '.join(OPENCV_TRACKERS)}")
@@ -150,6 +150,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--trackers", default="siamattn,csrt,kcf,mil")
     ap.add_argument("--model", default="embedded", help="SiamAttn model: 'embedded' or a checkpoint path")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tracker-config", help="SiamAttn tracker preset name or YAML (default: the model's preset)")
     ap.add_argument("--out", default="results", help="output folder")
     ap.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -173,7 +174,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     per_seq: dict = {}
     for name in names:
         t0 = time.perf_counter()
-        tracker = make_tracker(name, args.model, args.device)
+        tracker = make_tracker(name, args.model, args.device, args.tracker_config)
         startup = time.perf_counter() - t0
         rows, frames, seconds = [], 0, 0.0
         (out / name).mkdir(exist_ok=True)
