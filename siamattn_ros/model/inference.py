@@ -89,7 +89,8 @@ def prepare_for_inference(model: nn.Module, device: Union[str, torch.device] = "
                           fuse: bool = True, channels_last: Optional[bool] = None) -> nn.Module:
     """Eval mode, BN folding, move to ``device``, optional fp16 (CUDA only).
 
-    channels_last: None = use it on CUDA only (measured: no gain for these maps on CPU).
+    channels_last: None = automatic: on CUDA always; on the CPU only for the MobileNetV2 model (process CPU time
+    per frame -13 % measured with 1 thread; the ResNet-50 model was not faster, +2 %).
     """
     device = torch.device(device)
     if half and device.type != "cuda":
@@ -100,6 +101,8 @@ def prepare_for_inference(model: nn.Module, device: Union[str, torch.device] = "
     model.to(device)
     if half:
         model.half()
-    if channels_last if channels_last is not None else device.type == "cuda":
+    if channels_last is None:
+        channels_last = device.type == "cuda" or isinstance(getattr(model, "backbone", None), MobileNetV2Backbone)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     return model

@@ -5,6 +5,8 @@
 
 Prints median / min / max milliseconds of template(), track(), bbox_refine(), mask_refine() (+ sigmoid) and of the
 whole per-frame network (track + both refinements, one RoI each, as in tracking). Inputs cycle over 3 random crops.
+The process CPU time is printed too: on a shared machine, with --threads 1, it estimates the wall time the same
+work takes on an idle core (wall-clock numbers there mostly measure the other processes).
 --check also runs the unprepared reference model (torchvision deformable conv, BatchNorm kept, fp32) on the same
 inputs and prints the largest output difference relative to the output's magnitude.
 """
@@ -14,7 +16,7 @@ import argparse
 import copy
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -26,12 +28,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], object], device: torch.device) -> float:
+def _timed(fn: Callable[[], object], device: torch.device) -> Tuple[float, float]:
+    """(wall ms, process CPU ms) of one call."""
     _sync(device)
+    c = time.process_time()
     t = time.perf_counter()
     fn()
     _sync(device)
-    return (time.perf_counter() - t) * 1000.0
+    return (time.perf_counter() - t) * 1000.0, (time.process_time() - c) * 1000.0
 
 
 def _randomise(model: torch.nn.Module) -> None:
@@ -66,7 +70,8 @@ def bench(name: str, device: torch.device, half: bool, iters: int, warmup: int, 
     xs = [(torch.rand(1, 3, 255, 255, generator=g) * 255).to(device, dtype) for _ in range(3)]
     roi_box = torch.tensor([[0, 80.0, 90.0, 175.0, 165.0]], device=device, dtype=dtype)
     roi_mask = torch.tensor([[0, 79.5, 89.5, 175.5, 165.5]], device=device, dtype=dtype)
-    times: Dict[str, List[float]] = {k: [] for k in ("template", "track", "bbox_refine", "mask_refine", "frame")}
+    times: Dict[str, List[Tuple[float, float]]] = {k: [] for k in ("template", "track", "bbox_refine",
+                                                                     "mask_refine", "frame")}
     with torch.inference_mode():
         for i in range(warmup + iters):
             t_z = _timed(lambda: model.template(z), device)
@@ -75,13 +80,17 @@ def bench(name: str, device: torch.device, half: bool, iters: int, warmup: int, 
             t_b = _timed(lambda: model.bbox_refine(roi_box), device)
             t_m = _timed(lambda: model.mask_refine(roi_mask).sigmoid(), device)
             if i >= warmup:
-                for k, v in zip(times, (t_z, t_t, t_b, t_m, t_t + t_b + t_m)):
+                frame = (t_t[0] + t_b[0] + t_m[0], t_t[1] + t_b[1] + t_m[1])
+                for k, v in zip(times, (t_z, t_t, t_b, t_m, frame)):
                     times[k].append(v)
     threads = torch.get_num_threads() if device.type == "cpu" else "-"
     print(f"{name}  device={device.type}  dtype={'fp16' if half else 'fp32'}  fused={fuse}  threads={threads}  "
           f"iters={iters}  params={sum(p.numel() for p in model.parameters()) / 1e6:.2f}M", flush=True)
     for k, v in times.items():
-        print(f"  {k:12s} median {statistics.median(v):9.2f} ms   min {min(v):9.2f}   max {max(v):9.2f}", flush=True)
+        wall = [w for w, _ in v]
+        cpu = [c for _, c in v]
+        print(f"  {k:12s} median {statistics.median(wall):9.2f} ms   min {min(wall):9.2f}   max {max(wall):9.2f}"
+              f"   | process CPU median {statistics.median(cpu):9.2f} ms", flush=True)
     if ref is not None:
         ref.to(device)
         with torch.inference_mode():
