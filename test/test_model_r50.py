@@ -9,6 +9,16 @@ from siamattn_ros.model import build_model, fuse_for_inference
 TSV = Path(__file__).parent / "data" / "siamattn-state-dict.tsv"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """One intra-op thread while this module runs (restored afterwards): on a shared 2-core machine two OpenMP
+    threads spin-wait for each other and run these small tensors several times slower than one."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _read_tsv():
     rows = {}
     with open(TSV, encoding="utf-8") as f:
@@ -24,7 +34,6 @@ def _read_tsv():
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
     return build_model("siamattn_r50")
 
 
