@@ -23,7 +23,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RECORDING = "vtest_woman"
-LEGEND = "white: ground truth | green: TRACKING  amber: LOW_CONFIDENCE  red: LOST (tracker box, mask tint)"
+LEGEND = "white: truth | box, mask: green TRACKING, amber LOW_CONFIDENCE, red LOST | cyan: mask's rotated box"
 
 
 def default_model() -> Path:
