@@ -82,9 +82,8 @@ def test_every_parameter_gets_gradient_batched(model):
     m.train()
     z, x = _inputs(2)
     rois = torch.tensor([[0, 60.0, 70.0, 190.0, 200.0], [1, -20.0, 30.0, 120.0, 280.0], [1, 100, 100, 140, 150]])
-    m.template(z)
-    out = m.track(x)
-    box, mask = m.bbox_refine(rois), m.mask_refine(rois)
+    out = m(z, x, rois)  # forward() = template + track + both refinements (the form DDP training uses)
+    box, mask = out["bbox"], out["mask"]
     assert out["cls"].shape == (2, 10, 25, 25) and out["loc"].shape == (2, 20, 25, 25)
     assert box.shape == (3, 4) and mask.shape == (3, 1, 64, 64)
     g = torch.Generator().manual_seed(1)
