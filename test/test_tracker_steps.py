@@ -301,3 +301,17 @@ def test_presets_hold_the_paper_constants():
 def test_config_validation(changes, word):
     with pytest.raises(ValueError, match=word):
         TrackerConfig().replace(**changes)
+
+
+def test_threshold_calibration_suggestion():
+    from siamattn_ros.tracker.calibrate import suggest
+
+    on = np.array([0.90, 0.95, 0.97, 0.98, 0.99, 0.99, 0.99, 0.995])
+    off = np.array([0.1, 0.3, 0.6, 0.85, 0.93])
+    s = suggest(on, off)
+    # t = 0.95: on >= t 7/8, off < t 5/5 -> balanced accuracy 0.9375, the best cut
+    assert s["confidence_threshold"] == 0.95 and s["balanced_accuracy"] == pytest.approx(0.938, abs=1e-3)
+    assert s["lost_threshold"] == pytest.approx(np.quantile(on, 0.02), abs=1e-3)
+    assert s["hysteresis"] == pytest.approx(np.quantile(on, 0.25) - 0.95, abs=1e-3)
+    with pytest.raises(ValueError, match="on- and off-target"):
+        suggest(on, np.array([]))
