@@ -47,6 +47,17 @@ def model_path(tmp_path_factory) -> Path:
     return path
 
 
+def preset_thresholds() -> dict:
+    """The confidence thresholds calibrated for the shipped model (config/trackers/embedded.yaml).
+
+    tracker_node's own threshold parameters (config/tracker.yaml) override the preset's; the node is started with the
+    preset's values so that LOST means what the model's calibration says it means."""
+    from siamattn_ros.tracker.config import load_preset
+
+    cfg = load_preset("embedded")
+    return {k: getattr(cfg, k) for k in ("confidence_threshold", "hysteresis", "lost_threshold", "lost_frames")}
+
+
 @pytest.fixture(scope="module")
 def runs(model_path, tmp_path_factory):
     """{recording: (TrackerRun, bag of the recorded /track/result)}, each run on first use."""
@@ -56,7 +67,8 @@ def runs(model_path, tmp_path_factory):
         if name not in cache:
             bag = tmp_path_factory.mktemp(f"results_{name}") / "results.mcap"
             run = run_tracker(name, model_path, transport=TRANSPORT[name],
-                              max_frames=None if HAVE_SHIPPED else RANDOM_FRAMES, record_path=bag)
+                              max_frames=None if HAVE_SHIPPED else RANDOM_FRAMES, record_path=bag,
+                              extra_params=preset_thresholds() if HAVE_SHIPPED else None)
             cache[name] = (run, bag)
         return cache[name]
 
