@@ -448,3 +448,11 @@ def test_non_finite_network_output_never_enters_the_state():
         _assert_inside(r)
     np.testing.assert_array_equal(tr.state_box_xywh, before)
     assert states == [TrackState.LOW_CONFIDENCE, TrackState.LOST, TrackState.LOST]
+
+
+def test_build_tracker_accepts_module_and_config_forms(tmp_path):
+    tr = build_tracker(NCCModel(), config={"warmup": False, "long_term": False})
+    assert isinstance(tr, Tracker) and not tr.config.long_term and not tr.initialized
+    assert build_tracker(NCCModel(), config="otb100").config.penalty_k == 0.20
+    with pytest.raises(TypeError, match="config"):
+        build_tracker(NCCModel(), config=3)

@@ -315,3 +315,17 @@ def test_threshold_calibration_suggestion():
     assert s["hysteresis"] == pytest.approx(np.quantile(on, 0.25) - 0.95, abs=1e-3)
     with pytest.raises(ValueError, match="on- and off-target"):
         suggest(on, np.array([]))
+
+
+def test_config_yaml_round_trip_and_paths(tmp_path):
+    cfg = TrackerConfig(confidence_threshold=0.8, lost_threshold=0.6, lost_search_rings=3, warmup=False)
+    path = tmp_path / "mine.yaml"
+    cfg.to_yaml(path)
+    assert load_preset(path) == cfg and TrackerConfig.from_yaml(path) == cfg
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_preset(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="unknown tracker preset"):
+        load_preset("vot2019")
+    (tmp_path / "bad.yaml").write_text("penalty_k: 0.1\nwindow: 0.3\n")
+    with pytest.raises(ValueError, match="window"):
+        load_preset(tmp_path / "bad.yaml")
