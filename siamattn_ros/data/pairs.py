@@ -46,13 +46,14 @@ def _imread(path: str | Path) -> np.ndarray:
 class SyntheticPairSource:
     """Two frames of a real still background with a real-texture object cut by an exact random outline.
 
-    Between the frames the camera shifts, the object moves, scales, rotates and changes brightness; the search
-    frame often gets distractors (look-alikes of the target or other cut-outs) and sometimes a partial occluder.
+    Between the frames the camera shifts, the object moves, scales, rotates and changes brightness. Often
+    distractors (look-alikes of the target or other cut-outs) stay close to it in both frames, some touching it or
+    partly behind it (as in the template of a person walking beside another); sometimes a partial occluder.
     """
 
     def __init__(self, split: str = "train", frame_size: tuple[int, int] = (384, 384),
                  object_size: tuple[float, float] = (24.0, 180.0), aspect: tuple[float, float] = (0.33, 3.0),
-                 distractor_prob: float = 0.6, occluder_prob: float = 0.2) -> None:
+                 distractor_prob: float = 0.7, occluder_prob: float = 0.2) -> None:
         sources.require()
         self.paths = sources.still_paths(split)
         if len(self.paths) < 3:
@@ -88,6 +89,17 @@ class SyntheticPairSource:
         frames, masks = [], []
         c0 = np.array([rng.uniform(0.3, 0.7) * fw, rng.uniform(0.3, 0.7) * fh])
         a0 = rng.uniform(-30, 30)
+        # Distractors that stay near the target in BOTH frames (a person walking beside another): look-alikes or
+        # other cut-outs, some touching or partly behind the target; plus search-only ones.
+        companions = []
+        if rng.random() < self.distractor_prob:
+            for _ in range(int(rng.integers(1, 4))):
+                d = similar_cut_out(rng, obj) if rng.random() < 0.6 else cut_out(
+                    rng, self._pick(rng), obj.mask.shape[1], obj.mask.shape[0])
+                r = long_side * rng.uniform(0.6, 2.5)
+                a = rng.uniform(0, 2 * np.pi)
+                companions.append((d, np.array([r * np.cos(a), r * np.sin(a)]), rng.uniform(0.8, 1.25),
+                                   rng.uniform(-40, 40), rng.random() < 0.7))
         for k in range(2):
             if k == 0:
                 shift, centre, scale, angle, gain = shift0, c0, 1.0, a0, 1.0
@@ -98,14 +110,11 @@ class SyntheticPairSource:
                 angle = a0 + rng.normal(0, 12)
                 gain = float(np.exp(rng.normal(0, 0.12)))
             frame = self._view(rng, bg if k == 0 or rng.random() < 0.85 else self._pick(rng), zoom, shift)
-            if k == 1 and rng.random() < self.distractor_prob:
-                for _ in range(int(rng.integers(1, 4))):
-                    d = similar_cut_out(rng, obj) if rng.random() < 0.6 else cut_out(
-                        rng, self._pick(rng), obj.mask.shape[1], obj.mask.shape[0])
-                    r = long_side * scale * rng.uniform(1.1, 3.0)
-                    a = rng.uniform(0, 2 * np.pi)
-                    paste(frame, d, centre[0] + r * np.cos(a), centre[1] + r * np.sin(a),
-                          scale * rng.uniform(0.8, 1.25), rng.uniform(-40, 40))
+            for d, off, dscale, dangle, in_template in companions:
+                if k == 0 and not in_template:
+                    continue
+                o = off if k == 0 else off + rng.normal(0, 0.25 * long_side, 2)
+                paste(frame, d, centre[0] + o[0] * scale, centre[1] + o[1] * scale, scale * dscale, dangle)
             mask = paste(frame, obj, centre[0], centre[1], scale, angle, gain)
             if k == 1 and rng.random() < self.occluder_prob:
                 occ = cut_out(rng, self._pick(rng), max(6, int(0.5 * long_side)), max(6, int(0.5 * long_side)))
