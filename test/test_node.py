@@ -74,11 +74,11 @@ class Clock:
 def offline_tracker(checkpoint):
     from siamattn_ros.ros.tracker_node import default_preset
     from siamattn_ros.tracker import build_tracker, load_preset
-    from siamattn_ros.ros.params import SPECS, TRACKER_FIELDS
+    from siamattn_ros.ros.params import SPECS, TRACKER_FIELDS, uses_preset
 
     torch.set_num_threads(1)
     cfg = load_preset(default_preset(str(checkpoint))).replace(
-        **{k: SPECS[k].default for k in TRACKER_FIELDS}, warmup=True)
+        **{k: SPECS[k].default for k in TRACKER_FIELDS if not uses_preset(k, SPECS[k].default)}, warmup=True)
     return build_tracker(str(checkpoint), device="cpu", config=cfg)
 
 
@@ -280,9 +280,17 @@ def test_init_service_initialises_on_the_carried_image(node, driver):
 
 
 def test_runtime_parameters_accepted_and_rejected_with_reasons(node, driver):
+    from siamattn_ros.tracker.config import load_preset
+
+    # Started with the "from the preset" defaults: results carry the model preset's calibrated thresholds.
+    preset = load_preset("embedded")
+    clock = Clock(1000)
+    res = driver.publish_and_wait(driver.image_msg(synthetic_frame(0)[0], clock.next()))
+    assert res.confidence_threshold == pytest.approx(preset.confidence_threshold)
+    assert res.lost_threshold == pytest.approx(preset.lost_threshold)
+    assert driver.set_parameter("lost_threshold", 0.2).successful
     ok = driver.set_parameter("confidence_threshold", 0.7)
     assert ok.successful, ok.reason
-    clock = Clock(1000)
     res = driver.publish_and_wait(driver.image_msg(synthetic_frame(0)[0], clock.next()))
     assert res.confidence_threshold == pytest.approx(0.7)
     assert driver.set_parameter("publish_mask", False).successful

@@ -109,13 +109,19 @@ def test_tracker_parameters_match_the_tracker_config():
     for name in params.TRACKER_FIELDS:
         assert name in RUNTIME_FIELDS
         assert params.SPECS[name].dynamic
-        assert getattr(cfg, name) == params.SPECS[name].default, name
+        if name in params.FROM_PRESET:  # the default stands for the preset's value and is not itself valid there
+            assert params.uses_preset(name, params.SPECS[name].default)
+            with pytest.raises(ValueError):
+                cfg.replace(**{name: params.SPECS[name].default}).validate()
+        else:
+            assert getattr(cfg, name) == params.SPECS[name].default, name
 
 
 @pytest.mark.parametrize("name,value,fragment", [
     ("confidence_threshold", 1.5, "must be <= 1.0, got 1.5"),
     ("confidence_threshold", "high", "must be a double"),
-    ("lost_frames", 0, "must be >= 1"),
+    ("lost_frames", -1, "must be >= 1"),
+    ("confidence_threshold", -0.5, "must be >= 0.0"),
     ("qos_reliability", "sometimes", "one of best_effort, reliable"),
     ("image_transport", "theora", "one of raw, compressed"),
     ("publish_mask", 1, "must be a bool"),
@@ -127,6 +133,8 @@ def test_invalid_values_are_rejected_with_a_reason(name, value, fragment):
 
 def test_cross_parameter_rule_and_valid_values():
     current = {s.name: s.default for s in params.PARAMS}
+    assert params.check_update(current, {"lost_threshold": 0.9}) is None  # the preset's confidence is checked later
+    current.update(confidence_threshold=0.5, lost_threshold=0.2)
     assert params.check_update(current, {"confidence_threshold": 0.7, "lost_threshold": 0.3}) is None
     assert params.check_update(current, {"confidence_threshold": 1}) is None  # an integer for a double is fine
     reason = params.check_update(current, {"lost_threshold": 0.9})
@@ -136,8 +144,9 @@ def test_cross_parameter_rule_and_valid_values():
 def test_descriptors_carry_ranges_and_read_only():
     d = params.descriptor(params.SPECS["confidence_threshold"])
     assert not d.read_only and d.floating_point_range[0].to_value == 1.0
+    assert d.floating_point_range[0].from_value == -1.0  # admits the "from the preset" default
     d = params.descriptor(params.SPECS["lost_frames"])
-    assert d.integer_range[0].from_value == 1
+    assert d.integer_range[0].from_value == 0
     d = params.descriptor(params.SPECS["model"])
     assert d.read_only and "Read-only" in d.description
 

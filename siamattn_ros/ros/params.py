@@ -45,15 +45,16 @@ PARAMS: tuple[ParamSpec, ...] = (
               "(only from reliable publishers).", choices=("best_effort", "reliable")),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min_value=0.1, max_value=60.0),
     # ---- run-time changeable
-    ParamSpec("confidence_threshold", 0.5,
-              "Confidence below this -> LOW_CONFIDENCE.", dynamic=True, min_value=0.0, max_value=1.0),
-    ParamSpec("hysteresis", 0.1,
-              "Back to TRACKING only when confidence >= confidence_threshold + hysteresis.",
+    ParamSpec("confidence_threshold", -1.0,
+              "Confidence below this -> LOW_CONFIDENCE. -1: the tracker preset's calibrated value.",
               dynamic=True, min_value=0.0, max_value=1.0),
-    ParamSpec("lost_threshold", 0.2,
-              "Confidence below this for lost_frames consecutive frames -> LOST. Must be <= confidence_threshold.",
+    ParamSpec("hysteresis", -1.0,
+              "Back to TRACKING only when confidence >= confidence_threshold + hysteresis. -1: the preset's value.",
               dynamic=True, min_value=0.0, max_value=1.0),
-    ParamSpec("lost_frames", 5, "Consecutive frames below lost_threshold before LOST.",
+    ParamSpec("lost_threshold", -1.0,
+              "Confidence below this for lost_frames consecutive frames -> LOST. Must be <= confidence_threshold. "
+              "-1: the preset's value.", dynamic=True, min_value=0.0, max_value=1.0),
+    ParamSpec("lost_frames", 0, "Consecutive frames below lost_threshold before LOST. 0: the preset's value.",
               dynamic=True, min_value=1, max_value=1000),
     ParamSpec("long_term", True,
               "While LOST, keep the last confident box and widen the search region until the target is found again.",
@@ -72,6 +73,15 @@ PARAMS: tuple[ParamSpec, ...] = (
 SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 # Parameters that are fields of the tracker's TrackerConfig (same name), applied to the running tracker.
 TRACKER_FIELDS: tuple[str, ...] = ("confidence_threshold", "hysteresis", "lost_threshold", "lost_frames", "long_term")
+# Parameters whose default means "the tracker preset's value" (config/trackers/<preset>.yaml): a Siamese score is not a
+# probability, so useful thresholds differ per model and are calibrated with the model. The node replaces the
+# default by the effective value at start, so `ros2 param get` shows what is in force.
+FROM_PRESET: tuple[str, ...] = ("confidence_threshold", "hysteresis", "lost_threshold", "lost_frames")
+
+
+def uses_preset(name: str, value: Value) -> bool:
+    """True when `value` is the "take it from the tracker preset" default of parameter `name`."""
+    return name in FROM_PRESET and value == SPECS[name].default
 
 
 def _type_name(value: Value) -> str:
@@ -89,6 +99,8 @@ def check_value(name: str, value: Any) -> Optional[str]:
         value = float(value)
     if type(value) is not want:
         return f"{name} must be a {_type_name(spec.default)}, got {value!r}"
+    if uses_preset(name, value):
+        return None
     if spec.choices is not None and value not in spec.choices:
         return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
     if spec.min_value is not None and value < spec.min_value:
@@ -106,7 +118,9 @@ def check_update(current: dict[str, Value], changes: dict[str, Value]) -> Option
             return reason
     merged = {**current, **changes}
     conf, lost = merged.get("confidence_threshold"), merged.get("lost_threshold")
-    if conf is not None and lost is not None and float(lost) > float(conf):
+    if conf is None or lost is None or uses_preset("confidence_threshold", conf) or uses_preset("lost_threshold", lost):
+        return None
+    if float(lost) > float(conf):
         return (f"lost_threshold ({float(lost)}) must be <= confidence_threshold ({float(conf)})")
     return None
 
@@ -122,10 +136,12 @@ def descriptor(spec: ParamSpec) -> Any:
         text += " Read-only (set at start)."
     desc = ParameterDescriptor(description=text, read_only=not spec.dynamic)
     if spec.min_value is not None and spec.max_value is not None:
+        # rclpy enforces the range, so it must admit the "from the preset" default as well.
+        low = min(spec.min_value, spec.default) if spec.name in FROM_PRESET else spec.min_value
         if isinstance(spec.default, float):
             desc.floating_point_range = [FloatingPointRange(
-                from_value=float(spec.min_value), to_value=float(spec.max_value), step=0.0)]
+                from_value=float(low), to_value=float(spec.max_value), step=0.0)]
         elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
             desc.integer_range = [IntegerRange(
-                from_value=int(spec.min_value), to_value=int(spec.max_value), step=1)]
+                from_value=int(low), to_value=int(spec.max_value), step=1)]
     return desc

@@ -24,6 +24,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -33,7 +34,8 @@ from siamattn_ros.ros import messages
 from siamattn_ros.ros.diagnostics import NodeStats, build_diagnostics
 from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward, stamp_to_ns
 from siamattn_ros.ros.image_conv import ImageConversionError, decode_compressed, decode_image
-from siamattn_ros.ros.params import PARAMS, SPECS, TRACKER_FIELDS, check_update, descriptor
+from siamattn_ros.ros.params import (FROM_PRESET, PARAMS, SPECS, TRACKER_FIELDS, check_update, descriptor,
+                                     uses_preset)
 from siamattn_ros.ros.qos import image_qos, init_qos, output_qos
 from siamattn_ros.srv import InitTrack
 from siamattn_ros.tracker.result import TrackState
@@ -178,12 +180,20 @@ class TrackerNode(Node):
 
         name = self._params["tracker_config"] or default_preset(str(self._params["model"]))
         try:
-            cfg = load_preset(name)
-            overrides = {k: self._params[k] for k in TRACKER_FIELDS}
+            self._preset = load_preset(name)
+            overrides = {k: self._params[k] for k in TRACKER_FIELDS if not uses_preset(k, self._params[k])}
             overrides["warmup"] = bool(self._params["warmup"])
-            return cfg.replace(**overrides)
+            cfg = self._preset.replace(**overrides)
         except (OSError, ValueError, TypeError) as exc:
             raise StartupError(f"tracker_config {name!r}: {exc}") from None
+        # Publish the values in force instead of the "from the preset" defaults.
+        effective = {k: getattr(cfg, k) for k in FROM_PRESET}
+        self.set_parameters([Parameter(k, value=v) for k, v in effective.items()])
+        self._params.update(effective)
+        reason = check_update({}, self._params)
+        if reason:
+            raise StartupError(f"invalid parameter with tracker_config {name!r}: {reason}")
+        return cfg
 
     def _build_tracker(self) -> Any:
         try:
@@ -218,6 +228,8 @@ class TrackerNode(Node):
         if reason:
             self.get_logger().warning(f"parameter change rejected: {reason}")
             return SetParametersResult(successful=False, reason=reason)
+        # Setting a threshold back to its default (-1 / 0) restores the preset's value.
+        changes = {k: (getattr(self._preset, k) if uses_preset(k, v) else v) for k, v in changes.items()}
         tracker_changes = {k: v for k, v in changes.items() if k in TRACKER_FIELDS}
         if tracker_changes:
             try:
