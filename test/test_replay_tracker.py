@@ -47,17 +47,6 @@ def model_path(tmp_path_factory) -> Path:
     return path
 
 
-def preset_thresholds() -> dict:
-    """The confidence thresholds calibrated for the shipped model (config/trackers/embedded.yaml).
-
-    tracker_node's own threshold parameters (config/tracker.yaml) override the preset's; the node is started with the
-    preset's values so that LOST means what the model's calibration says it means."""
-    from siamattn_ros.tracker.config import load_preset
-
-    cfg = load_preset("embedded")
-    return {k: getattr(cfg, k) for k in ("confidence_threshold", "hysteresis", "lost_threshold", "lost_frames")}
-
-
 @pytest.fixture(scope="module")
 def runs(model_path, tmp_path_factory):
     """{recording: (TrackerRun, bag of the recorded /track/result)}, each run on first use."""
@@ -67,8 +56,7 @@ def runs(model_path, tmp_path_factory):
         if name not in cache:
             bag = tmp_path_factory.mktemp(f"results_{name}") / "results.mcap"
             run = run_tracker(name, model_path, transport=TRANSPORT[name],
-                              max_frames=None if HAVE_SHIPPED else RANDOM_FRAMES, record_path=bag,
-                              extra_params=preset_thresholds() if HAVE_SHIPPED else None)
+                              max_frames=None if HAVE_SHIPPED else RANDOM_FRAMES, record_path=bag)
             cache[name] = (run, bag)
         return cache[name]
 
