@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -16,3 +18,16 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One torch intra-op thread while a module runs (restored afterwards): on a shared 2-core machine two OpenMP
+    threads spin-wait for each other and run small tensors several times slower than one.
+    Use with `pytestmark = pytest.mark.usefixtures("single_thread")`."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -8,14 +8,7 @@ from siamattn_ros.model import CheckpointError, ModelConfig, build_model, embedd
     load_model, save_checkpoint
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """One intra-op thread while this module runs (restored afterwards): on a shared 2-core machine two OpenMP
-    threads spin-wait for each other and run these small tensors several times slower than one."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,7 @@ from siamattn_ros.model import build_model, fuse_for_inference
 TSV = Path(__file__).parent / "data" / "siamattn-state-dict.tsv"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """One intra-op thread while this module runs (restored afterwards): on a shared 2-core machine two OpenMP
-    threads spin-wait for each other and run these small tensors several times slower than one."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _read_tsv():

@@ -7,14 +7,7 @@ import torch
 from siamattn_ros.model.roi_pool import DeformRoIPoolingPack, c_round, deform_roi_pool
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """One intra-op thread while this module runs (restored afterwards): on a shared 2-core machine two OpenMP
-    threads spin-wait for each other and run these small tensors several times slower than one."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _c_round(v: float) -> float:

@@ -4,16 +4,16 @@ There is no global config object: every module receives the values it needs from
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Tuple
+
+from siamattn_ros.yaml_config import YamlConfig
 
 BACKBONES = ("resnet50_atrous", "mobilenet_v2")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(YamlConfig):
     """Everything needed to build a SiamAttn network and to interpret its outputs."""
 
     name: str = "siamattn_r50"
@@ -80,40 +80,6 @@ class ModelConfig:
         if self.score_size != expected:
             raise ValueError(f"score_size {self.score_size} inconsistent with exemplar/instance/stride "
                              f"(expected {expected})")
-
-    # --- (de)serialisation ---------------------------------------------------------------------------------------
-    def to_dict(self) -> Dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for k, v in out.items():
-            if isinstance(v, tuple):
-                out[k] = list(v)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "ModelConfig":
-        if not isinstance(data, dict):
-            raise TypeError(f"ModelConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig keys {unknown}; known keys: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def from_yaml(cls, path: Union[str, Path]) -> "ModelConfig":
-        import yaml  # local import: only needed when reading files
-
-        with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of ModelConfig fields, got {type(data).__name__}")
-        return cls.from_dict(data)
-
-    def to_yaml(self, path: Union[str, Path]) -> None:
-        import yaml
-
-        with open(path, "w", encoding="utf-8") as f:
-            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
 
 
 def paper_config() -> ModelConfig:

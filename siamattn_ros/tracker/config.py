@@ -11,7 +11,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Union
+
+from siamattn_ros.yaml_config import YamlConfig
 
 PRESETS = ("otb100", "vot2018", "embedded")
 
@@ -24,7 +26,7 @@ RUNTIME_FIELDS = (
 
 
 @dataclass
-class TrackerConfig:
+class TrackerConfig(YamlConfig):
     """Inference settings. Geometry (exemplar/instance size, anchors) comes from the model's config, not from here."""
 
     # --- paper (spec §9.2; defaults = config_vot2018.yaml) --------------------------------------------------------
@@ -94,36 +96,6 @@ class TrackerConfig:
     def recover_threshold(self) -> float:
         """Score needed to return to TRACKING (from LOW_CONFIDENCE or LOST)."""
         return min(1.0, self.confidence_threshold + self.hysteresis)
-
-    # --- (de)serialisation -----------------------------------------------------------------------------------------
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "TrackerConfig":
-        if not isinstance(data, dict):
-            raise TypeError(f"TrackerConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrackerConfig keys {unknown}; known keys: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def from_yaml(cls, path: Union[str, Path]) -> "TrackerConfig":
-        import yaml
-
-        with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of TrackerConfig fields, got {type(data).__name__}")
-        return cls.from_dict(data)
-
-    def to_yaml(self, path: Union[str, Path]) -> None:
-        import yaml
-
-        with open(path, "w", encoding="utf-8") as f:
-            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
 
     def replace(self, **changes: Any) -> "TrackerConfig":
         """A validated copy with some fields changed."""
