@@ -254,3 +254,18 @@ def test_reduced_precision_runs_close_to_fp32(model):
     scale = ref["cls"].abs().max().item()
     assert (out["cls"].float() - ref["cls"]).abs().max().item() < 0.05 * scale
     assert (mask.float() - ref_mask).abs().max().item() < 0.05
+
+
+def test_model_names_and_yaml_paths_resolve_to_configs(tmp_path):
+    from siamattn_ros.model import get_config
+
+    assert get_config(str(CONFIG_DIR / "siamattn_mnv2.yaml")) == embedded_config()
+    path = tmp_path / "custom.yaml"
+    cfg = embedded_config()
+    cfg.to_yaml(path)
+    assert get_config(str(path)) == cfg
+    with pytest.raises(ValueError, match="unknown model 'siamattn_r18'"):
+        get_config("siamattn_r18")
+    path.write_text("neck_channels: 64\nno_such_field: 1\n")
+    with pytest.raises(ValueError, match=r"unknown ModelConfig keys \['no_such_field'\]"):
+        get_config(str(path))

@@ -5,6 +5,7 @@ There is no global config object: every module receives the values it needs from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Tuple
 
 from siamattn_ros.yaml_config import YamlConfig
