@@ -15,7 +15,7 @@ from siamattn_ros.tools import make_recordings
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_BAG_BYTES = 6_000_000
-NAMES = ("vtest_woman", "synth_butterfly")
+NAMES = ("vtest_woman", "synth_butterfly", "synth_reenter")
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
@@ -66,8 +66,9 @@ def test_vtest_truth_is_the_hand_annotation_at_half_resolution():
     assert rec.visible.all()
 
 
-def test_synth_target_leaves_and_reenters():
-    rec = load_recording("synth_butterfly")
+@pytest.mark.parametrize("name", ["synth_butterfly", "synth_reenter"])
+def test_synth_target_leaves_and_reenters(name):
+    rec = load_recording(name)
     vis = rec.visible
     gone = np.nonzero(~vis)[0]
     assert vis[:10].all() and vis[-10:].all() and gone.size >= 10

@@ -8,6 +8,7 @@ Sources (Debian package opencv-doc, Apache-2.0 AND BSD-3-Clause; nothing from vi
 - vtest_woman: real footage, vtest.avi frames 540-739, hand-annotated (data/annotations/vtest_woman), halved to 384x288.
 - synth_butterfly: semi-synthetic (siamattn_ros.data.sequence, exact truth): a real texture cut-out moving over a
   panning real photo, with scale change, rotation, a similar distractor, a partial occluder, and leaving/re-entering.
+- synth_reenter: the same without the distractor (re-acquisition after leaving the frame, measured on its own).
 """
 from __future__ import annotations
 
@@ -138,9 +139,30 @@ def source_synth_butterfly() -> Source:
                   "it leaves the frame and comes back"})
 
 
+def source_synth_reenter() -> Source:
+    from siamattn_ros.data.sequence import SequenceSpec, make_sequence
+
+    # The same generator without the distractor: leaving and re-entering (and the occluder) on their own, so that
+    # re-acquisition after the target returns is measured without a look-alike competing for it.
+    spec = SequenceSpec(num_frames=150, width=400, height=300, background="still", split="heldout",
+                        leave_reenter=True, distractor=False, occlusion=True)
+    seq = make_sequence(spec, SYNTH_SEED)
+    out = np.nonzero(~seq.visible)[0]
+    return Source(seq.frames, seq.boxes_xywh, 10.0, {
+        "source": f"siamattn_ros.data.sequence.make_sequence(SequenceSpec(**spec), seed={SYNTH_SEED}); "
+                  f"texture {seq.meta['texture']}, background {seq.meta['background']}",
+        "spec": spec.to_dict(),
+        "licence": LICENCE,
+        "truth": "exact: tight box of the visible target mask; no points while fewer than 20 target pixels are visible",
+        "out_of_view_frames": [int(out.min()), int(out.max())] if out.size else [],
+        "target": "a butterfly-texture cut-out; an occluder crosses it; it leaves the frame and comes back "
+                  "(no distractor)"})
+
+
 RECIPES: dict[str, Callable[[], Source]] = {
     "vtest_woman": source_vtest_woman,
     "synth_butterfly": source_synth_butterfly,
+    "synth_reenter": source_synth_reenter,
 }
 DEMO_RECORDING = "vtest_woman"
 
