@@ -40,10 +40,13 @@ def _stamp(msg):
 def test_replayed_bytes_and_stamps_are_as_stored(tmp_path):
     out = tmp_path / "echo"
     with RosHost("test_replay_player") as pnode, RosHost("test_replay_recorder") as rnode:
-        player = BagPlayer(pnode, SYNTH, topics=[IMAGE_TOPIC, TRUTH_TOPIC])
+        # History for the whole bag: on a loaded machine the reliable reader may lag behind the playback.
+        player = BagPlayer(pnode, SYNTH, topics=[IMAGE_TOPIC, TRUTH_TOPIC], depth=400)
         rec = TopicRecorder(rnode, out, {IMAGE_TOPIC: "sensor_msgs/msg/CompressedImage",
-                                         TRUTH_TOPIC: "geometry_msgs/msg/PolygonStamped"})
+                                         TRUTH_TOPIC: "geometry_msgs/msg/PolygonStamped"}, depth=400)
         player.wait_for_subscribers([IMAGE_TOPIC, TRUTH_TOPIC])
+        # Discovery completes per side: also wait until the recorder's readers have matched the writers.
+        assert _wait_for(lambda: all(s.get_publisher_count() > 0 for s in rec._subs))
         # 20x the recorded rate: 150 frames in under a second, well within reliable delivery.
         n = player.play(rate=20.0)
         assert n == 300

@@ -77,10 +77,11 @@ class BagPlayer:
 
     topics: only these bag topics (default all). decode: compressed image topics to publish decoded, as
     sensor_msgs/Image on `raw_topic_for(topic)`, instead of as stored. remap: {bag topic: topic to publish on}.
+    depth: publisher history; a reliable subscriber slower than the playback loses messages older than this.
     """
 
     def __init__(self, node: Node, bag: Path | str, topics: Optional[Sequence[str]] = None,
-                 decode: Sequence[str] = (), remap: Optional[dict[str, str]] = None) -> None:
+                 decode: Sequence[str] = (), remap: Optional[dict[str, str]] = None, depth: int = 10) -> None:
         self.node = node
         self.bag = Path(bag)
         self.messages: list[BagMessage] = list(read_messages(self.bag, topics))
@@ -98,7 +99,7 @@ class BagPlayer:
             out = remap.get(topic, raw_topic_for(topic) if topic in self.decode else topic)
             cls = ros_class("sensor_msgs/msg/Image" if topic in self.decode else msgtype)
             self.out_topic[topic] = out
-            self._pubs[topic] = node.create_publisher(cls, out, replay_qos())
+            self._pubs[topic] = node.create_publisher(cls, out, replay_qos(depth))
 
     def subscriber_count(self, topic: str) -> int:
         return self._pubs[topic].get_subscription_count()

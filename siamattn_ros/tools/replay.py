@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--decode", nargs="+", default=[], metavar="TOPIC",
                     help="CompressedImage topics to publish decoded as sensor_msgs/Image")
     ap.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish bag topic FROM on TO")
+    ap.add_argument("--depth", type=int, default=100,
+                    help="publisher history depth (reliable subscribers that lag further behind lose messages)")
     ap.add_argument("--loop", action="store_true", help="play again and again until Ctrl-C")
     ap.add_argument("--wait", type=float, default=5.0,
                     help="seconds to wait for a subscriber on the image topics before playing (default 5)")
@@ -60,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     node = host.node
     recorder = None
     try:
-        player = BagPlayer(node, args.bag, topics=args.topics, decode=args.decode, remap=remap)
+        player = BagPlayer(node, args.bag, topics=args.topics, decode=args.decode, remap=remap, depth=args.depth)
         if args.record is not None:
             topics = [t if (":" in t or t not in KNOWN_TYPES) else f"{t}:{KNOWN_TYPES[t]}"
                       for t in args.record_topics]
-            recorder = TopicRecorder(node, args.record, resolve_types(node, topics))
+            recorder = TopicRecorder(node, args.record, resolve_types(node, topics), depth=max(100, args.depth))
         image_topics = sorted({m.topic for m in player.messages if m.msgtype in IMAGE_TYPES})
         try:
             player.wait_for_subscribers(image_topics, timeout_s=args.wait)
