@@ -116,3 +116,22 @@ def test_crop_pair_mask_follows_object():
     assert abs(ys.min() - y1) <= 1.5 and abs(ys.max() + 1 - y2) <= 1.5
     # The white square is where the mask is.
     assert out["search"][ys, xs].mean() > 200
+
+
+def test_annotation_only_folder_reads_frames_from_named_footage(tmp_path):
+    from siamattn_ros.data.seqio import read_sequence
+
+    video = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(6):
+        w.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    w.release()
+    seq = tmp_path / "clip_target"
+    seq.mkdir()
+    (seq / "groundtruth.txt").write_text("1,2,10,10\n2,2,10,10\nnan,nan,nan,nan\n")
+    (seq / "meta_info.ini").write_text(f"[METAINFO]\nsource: {video} (test clip)\nframes: 2-4 (0-based)\n")
+    s = read_sequence(seq)
+    assert len(s.frames) == 3 and s.frames[0].shape == (48, 64, 3)
+    # Frame 2 of the clip has grey level 80 (MJPG is lossy: compare the mean).
+    assert abs(float(s.frames[0].mean()) - 80) < 6 and abs(float(s.frames[2].mean()) - 160) < 6
+    np.testing.assert_array_equal(s.visible, [True, True, False])
