@@ -23,11 +23,15 @@ HAVE_SHIPPED = SHIPPED.is_file()
 needs_shipped = pytest.mark.skipif(not HAVE_SHIPPED, reason=f"shipped model {SHIPPED} not present yet")
 RANDOM_FRAMES = 20   # frames replayed when only the random-weight checkpoint is available
 
-# Bars for the shipped model, calibrated on its measured results with a margin (docs/RECORDINGS.md has the numbers).
-VTEST_MEAN_IOU_BAR = 0.45
-SYNTH_REENTER_MEAN_IOU_BAR = 0.40
-SYNTH_BUTTERFLY_MEAN_IOU_BAR = 0.15
-SYNTH_BUTTERFLY_BEFORE_EXIT_IOU_BAR = 0.40
+# Bars for the shipped model (final, commit dccd27d), set below what it measured here through the node, with a margin
+# for run-to-run and machine differences (docs/RECORDINGS.md):
+#   vtest_woman 0.735 mean IoU, never LOST; synth_reenter 0.786, LOST through the absence, re-acquired on the 6th
+#   frame after the return (IoU 0.45, then 0.5-0.8); synth_butterfly 0.814 until the target leaves, 0.264 overall
+#   (after the return it tracks the wrong object: see the xfail below).
+VTEST_MEAN_IOU_BAR = 0.60
+SYNTH_REENTER_MEAN_IOU_BAR = 0.65
+SYNTH_BUTTERFLY_MEAN_IOU_BAR = 0.18
+SYNTH_BUTTERFLY_BEFORE_EXIT_IOU_BAR = 0.65
 RECOVERY_WITHIN_FRAMES = 25
 RECOVERED_IOU = 0.3
 
@@ -151,9 +155,10 @@ def test_synth_butterfly_shipped_model_iou(runs):
 
 
 @needs_shipped
-@pytest.mark.xfail(strict=True, reason="known limitation, measured: while the target is out of view the tracker "
-                   "settles on the similar-looking distractor, and after the target returns it keeps tracking the "
-                   "distractor with high confidence (IoU 0 for the rest of the sequence)")
+@pytest.mark.xfail(strict=True, reason="known limitation, measured on the final shipped model: LOST through the "
+                   "absence, but after the target returns the node reports TRACKING on another object (IoU 0 for the "
+                   "rest of the sequence) while the similar-looking distractor is near; without the distractor "
+                   "(synth_reenter) it re-acquires the target")
 def test_synth_butterfly_shipped_model_recovers_despite_distractor(runs):
     run, _ = runs("synth_butterfly")
     _, back, ious = _absence(run)
