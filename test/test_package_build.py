@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
-PACKAGE_PARTS = ["CMakeLists.txt", "package.xml", "msg", "srv", "siamattn_ros", "scripts", "launch", "config", "models"]
+PACKAGE_PARTS = ["CMakeLists.txt", "package.xml", "msg", "srv", "siamattn_ros", "scripts", "launch", "config", "models", "recordings"]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,8 @@ def test_executables_installed(install_prefix: Path):
 def test_share_files_installed(install_prefix: Path):
     share = install_prefix / "share" / "siamattn_ros"
     for rel in ("package.xml", "launch/tracker.launch.py", "config/tracker.yaml", "config/tracker.rviz",
-                "msg/InitBox.msg", "msg/TrackResult.msg", "srv/InitTrack.srv"):
+                "msg/InitBox.msg", "msg/TrackResult.msg", "srv/InitTrack.srv", "models/siamattn_mnv2_embedded.pth",
+                "recordings/vtest_woman/metadata.yaml"):
         assert (share / rel).is_file(), f"{share / rel} not installed"
     # The package is registered in the ament index, which is how ros2 launch / ros2 run find it.
     assert (install_prefix / "share" / "ament_index" / "resource_index" / "packages" / "siamattn_ros").is_file()
