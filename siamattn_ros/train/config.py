@@ -1,17 +1,15 @@
 """Training configuration (dataclass, loadable from YAML; no global config)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from siamattn_ros.data.pairs import AugmentConfig
 from siamattn_ros.train.targets import TargetConfig
+from siamattn_ros.yaml_config import YamlConfig
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(YamlConfig):
     model: str = "siamattn_mnv2"          # built-in model name or ModelConfig YAML
     out_dir: str = "runs/embedded"
     steps: int = 3000                     # optimiser steps (the CPU budget is counted in steps, not epochs)
@@ -66,23 +64,3 @@ class TrainConfig:
             raise ValueError(f"backbone_unfreeze_at must be a fraction in [0, 1], got {self.backbone_unfreeze_at}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; known: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of TrainConfig fields")
-        return cls.from_dict(data)
