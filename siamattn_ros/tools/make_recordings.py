@@ -119,13 +119,13 @@ def source_vtest_woman() -> Source:
 SYNTH_SEED = 1
 
 
-def source_synth_butterfly() -> Source:
+def _synthetic_source(distractor: bool, target: str) -> Source:
     from siamattn_ros.data.sequence import SequenceSpec, make_sequence
 
     # Still background + held-out split: only opencv-doc images are used (the 'video' background pool and the
     # training split include GPL-2 visp-images-data material, which must not end up in this Apache-2.0 repository).
     spec = SequenceSpec(num_frames=150, width=400, height=300, background="still", split="heldout",
-                        leave_reenter=True, distractor=True, occlusion=True)
+                        leave_reenter=True, distractor=distractor, occlusion=True)
     seq = make_sequence(spec, SYNTH_SEED)
     out = np.nonzero(~seq.visible)[0]
     return Source(seq.frames, seq.boxes_xywh, 10.0, {
@@ -135,28 +135,19 @@ def source_synth_butterfly() -> Source:
         "licence": LICENCE,
         "truth": "exact: tight box of the visible target mask; no points while fewer than 20 target pixels are visible",
         "out_of_view_frames": [int(out.min()), int(out.max())] if out.size else [],
-        "target": "a butterfly-texture cut-out; a similar cut-out circles it; an occluder crosses it; "
-                  "it leaves the frame and comes back"})
+        "target": target})
+
+
+def source_synth_butterfly() -> Source:
+    return _synthetic_source(True, "a butterfly-texture cut-out; a similar cut-out circles it; an occluder crosses "
+                                   "it; it leaves the frame and comes back")
 
 
 def source_synth_reenter() -> Source:
-    from siamattn_ros.data.sequence import SequenceSpec, make_sequence
-
-    # The same generator without the distractor: leaving and re-entering (and the occluder) on their own, so that
+    # The same sequence without the distractor: leaving and re-entering (and the occluder) on their own, so that
     # re-acquisition after the target returns is measured without a look-alike competing for it.
-    spec = SequenceSpec(num_frames=150, width=400, height=300, background="still", split="heldout",
-                        leave_reenter=True, distractor=False, occlusion=True)
-    seq = make_sequence(spec, SYNTH_SEED)
-    out = np.nonzero(~seq.visible)[0]
-    return Source(seq.frames, seq.boxes_xywh, 10.0, {
-        "source": f"siamattn_ros.data.sequence.make_sequence(SequenceSpec(**spec), seed={SYNTH_SEED}); "
-                  f"texture {seq.meta['texture']}, background {seq.meta['background']}",
-        "spec": spec.to_dict(),
-        "licence": LICENCE,
-        "truth": "exact: tight box of the visible target mask; no points while fewer than 20 target pixels are visible",
-        "out_of_view_frames": [int(out.min()), int(out.max())] if out.size else [],
-        "target": "a butterfly-texture cut-out; an occluder crosses it; it leaves the frame and comes back "
-                  "(no distractor)"})
+    return _synthetic_source(False, "a butterfly-texture cut-out; an occluder crosses it; it leaves the frame and "
+                                    "comes back (no distractor)")
 
 
 RECIPES: dict[str, Callable[[], Source]] = {
