@@ -17,12 +17,7 @@ from siamattn_ros.tracker.overlay import draw_overlay
 from test_tracker_engine import synthetic_sequence
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_draw_overlay_draws_box_mask_and_text_without_touching_input():
