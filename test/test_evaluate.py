@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from siamattn_ros.data import sources
-from siamattn_ros.train import metrics
+from siamattn_ros.interface import metrics
 
 NAN = np.nan
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from siamattn_ros.replay.bag import bag_topics, deserialize, read_messages
-from siamattn_ros.replay.metrics import auc, iou_xywh, success_curve
+from siamattn_ros.interface.metrics import auc, box_iou, success_curve
 from siamattn_ros.replay.recording import (IMAGE_TOPIC, INFO_TOPIC, RECORDINGS_DIR, TRUTH_TOPIC, bundled_recordings,
                                            load_recording)
 from siamattn_ros.tools import make_recordings
@@ -103,7 +103,7 @@ def test_make_recordings_reproduces_the_bundled_bag(name, tmp_path):
 def test_iou_and_success_on_hand_computed_boxes():
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4])
     b = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5], [0, 0, 1, 1]])
-    iou = iou_xywh(a, b)
+    iou = box_iou(a, b, missing_pred=np.nan)  # a missing prediction left unscored, as the replay scoring did
     np.testing.assert_allclose(iou[:3], [1.0, 50 / 150, 0.0])
     assert np.isnan(iou[3])
     curve = success_curve(iou)

@@ -196,13 +196,13 @@ class TrackerRun:
     def evaluated_ious(self) -> np.ndarray:
         """IoU per frame after the init frame where the target is visible; a LOST/STOPPED/ERROR or missing result
         counts as 0 (its box is not a claim about where the target is). NaN where the target is not visible."""
-        from siamattn_ros.replay.metrics import iou_xywh
+        from siamattn_ros.interface.metrics import box_iou
 
         idx = np.arange(self.init_index + 1, self.last_index + 1)
         truth = self.recording.truth[idx]
         pred = self.boxes[idx].copy()
         claims = np.isin(self.states[idx], (TRACKING, LOW_CONFIDENCE))
-        ious = iou_xywh(pred, truth)
+        ious = box_iou(pred, truth)
         ious[~claims] = 0.0
         ious[~np.isfinite(truth).all(axis=1)] = np.nan
         return ious

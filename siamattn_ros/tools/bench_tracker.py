@@ -97,9 +97,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        from ..tracker.build import DEFAULT_PRESET, _resolve_config
+        from siamattn_ros.interface.presets import resolve_preset
+        from siamattn_ros.tracker.config import load_preset
 
-        cfg = _resolve_config(None, DEFAULT_PRESET.get(args.model, "embedded")).replace(**overrides)
+        cfg = load_preset(resolve_preset(args.model, args.checkpoint)).replace(**overrides)
         tracker = build_tracker(args.model, checkpoint=args.checkpoint, device=args.device, half=args.half,
                                 config=cfg, random_weights=True)
     build_s = time.perf_counter() - t0

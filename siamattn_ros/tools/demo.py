@@ -54,7 +54,7 @@ def write_video(run, path: Path, fps: float, scale: int = 2) -> int:
     """The overlay video: node overlay per frame (or the plain frame, marked, if its overlay did not arrive)."""
     import cv2
 
-    from siamattn_ros.replay.metrics import iou_xywh
+    from siamattn_ros.interface.metrics import box_iou
     from siamattn_ros.replay.session import STATE_NAMES
 
     rec = run.recording
@@ -68,7 +68,7 @@ def write_video(run, path: Path, fps: float, scale: int = 2) -> int:
             if base is None:
                 base, note = f.decode(), " (node overlay not received)"
             state = STATE_NAMES.get(int(run.states[i]), "-")
-            iou = iou_xywh(run.boxes[i], rec.truth[i])[0]
+            iou = box_iou(run.boxes[i], rec.truth[i], missing_pred=np.nan)[0]
             iou_txt = "target out of view" if not np.isfinite(rec.truth[i]).all() else f"IoU {iou:.2f}"
             frame = _draw_frame(base, rec.truth[i], f"frame {i}/{len(rec) - 1}  {state}  {iou_txt}{note}", LEGEND,
                                 scale)
@@ -89,7 +89,7 @@ def baseline_ious(run) -> np.ndarray:
     """IoUs of OpenCV's CSRT tracker (offline, same init box and frames) for comparison in the plot."""
     import cv2
 
-    from siamattn_ros.replay.metrics import iou_xywh
+    from siamattn_ros.interface.metrics import box_iou
 
     rec = run.recording
     tracker = cv2.TrackerCSRT_create()
@@ -99,9 +99,7 @@ def baseline_ious(run) -> np.ndarray:
         ok, box = tracker.update(rec.frames[i].decode())
         pred.append(box if ok else (np.nan,) * 4)
     truth = rec.truth[run.init_index + 1: run.last_index + 1]
-    ious = iou_xywh(np.array(pred, np.float64), truth)
-    ious[np.isnan(ious) & np.isfinite(truth).all(axis=1)] = 0.0  # CSRT reported failure while in view
-    return ious
+    return box_iou(np.array(pred, np.float64), truth)  # a CSRT failure while in view counts 0
 
 
 def write_plot(run, ious: np.ndarray, path: Path, title: str, baseline: np.ndarray | None = None) -> None:
@@ -110,7 +108,7 @@ def write_plot(run, ious: np.ndarray, path: Path, title: str, baseline: np.ndarr
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from siamattn_ros.replay.metrics import SUCCESS_THRESHOLDS, auc, success_curve
+    from siamattn_ros.interface.metrics import SUCCESS_THRESHOLDS, auc, success_curve
     from siamattn_ros.replay.session import LOST
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -190,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     domain = args.domain_id if args.domain_id is not None else 150 + os.getpid() % 80
     os.environ["ROS_DOMAIN_ID"] = str(domain)  # read by rclpy.init and inherited by the node process
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    from siamattn_ros.replay.metrics import auc
+    from siamattn_ros.interface.metrics import auc
     from siamattn_ros.replay.recording import load_recording
     from siamattn_ros.replay.session import LOST, run_tracker
 

@@ -4,7 +4,7 @@
         --trackers siamattn,csrt,kcf,mil --model models/siamattn_mnv2_embedded.pth --out results/
 
 Each tracker is initialised on the first frame's truth box and runs over every frame (no re-initialisation).
-Scores (siamattn_ros.train.metrics): success AUC, precision at 20 px, normalised precision, mask IoU where truth
+Scores (siamattn_ros.interface.metrics): success AUC, precision at 20 px, normalised precision, mask IoU where truth
 masks exist; speed: frames per second of init + track calls, start-up time (tracker construction: model load,
 warm-up), and the total wall time of the whole run per tracker (start-up + all frames). Writes per-sequence boxes,
 results.json, summary.md (one markdown table for all trackers + a per-sequence AUC table), success.png, precision.png.
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from siamattn_ros.data.seqio import list_sequences, read_sequence, write_sequence
-from siamattn_ros.train import metrics
+from siamattn_ros.interface import metrics
 
 OPENCV_TRACKERS = {"csrt": "TrackerCSRT_create", "kcf": "TrackerKCF_create", "mil": "TrackerMIL_create",
                    "mosse": "TrackerMOSSE_create", "medianflow": "TrackerMedianFlow_create"}

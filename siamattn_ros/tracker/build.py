@@ -9,13 +9,12 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import nn
 
+from siamattn_ros.interface.presets import BUILTIN_MODELS, resolve_preset
+
 from .config import TrackerConfig, load_preset
 from .tracker import Tracker
 
 EMBEDDED_FILE = "siamattn_mnv2_embedded.pth"
-BUILTIN_MODELS = ("embedded", "siamattn_r50", "siamattn_mnv2")
-# Preset used when build_tracker() gets no config.
-DEFAULT_PRESET = {"embedded": "embedded", "siamattn_mnv2": "embedded", "siamattn_r50": "vot2018"}
 
 
 def model_dirs() -> List[Path]:
@@ -94,16 +93,6 @@ def load_network(model: Union[str, Path, nn.Module], checkpoint: Optional[Union[
     raise ValueError(f"unknown model {name!r}: expected one of {BUILTIN_MODELS} or a checkpoint path")
 
 
-def default_preset(model: Union[str, Path, nn.Module], net: Optional[nn.Module] = None) -> str:
-    """Tracker preset for a model: "embedded" for the MobileNetV2 variant, "vot2018" for the paper's ResNet-50."""
-    if isinstance(model, str) and model in DEFAULT_PRESET:
-        return DEFAULT_PRESET[model]
-    backbone = getattr(getattr(net, "cfg", None), "backbone", None)
-    if backbone is not None:
-        return "embedded" if backbone == "mobilenet_v2" else "vot2018"
-    return "embedded"
-
-
 def build_tracker(model: Union[str, Path, nn.Module] = "embedded", checkpoint: Optional[Union[str, Path]] = None,
                   device: Union[str, torch.device] = "cpu", half: bool = False,
                   config: Union[None, str, Path, Dict[str, Any], TrackerConfig] = None,
@@ -112,8 +101,9 @@ def build_tracker(model: Union[str, Path, nn.Module] = "embedded", checkpoint: O
 
     model: "embedded" (models/siamattn_mnv2_embedded.pth), "siamattn_r50" with checkpoint=<authors' file>, a path
         to one of our checkpoints, or an nn.Module with the SiamAttn interface (used as is).
-    config: preset name ("otb100", "vot2018", "embedded"), YAML path, dict or TrackerConfig; default: "embedded" for
-        the embedded model, "vot2018" for siamattn_r50.
+    config: preset name ("otb100", "vot2018", "embedded"), YAML path, dict or TrackerConfig; default: the network's
+        backbone's preset (siamattn_ros.interface.presets.resolve_preset: "embedded" for MobileNetV2, "vot2018" for
+        the paper's ResNet-50).
     half: fp16 autocast (CUDA only).
     random_weights: allow a built-in model without weights (benchmarking only).
     """
@@ -123,7 +113,7 @@ def build_tracker(model: Union[str, Path, nn.Module] = "embedded", checkpoint: O
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(dev)!r} requested but torch.cuda.is_available() is False")
     net = load_network(model, checkpoint, random_weights)
-    cfg = _resolve_config(config, default_preset(model, net))
+    cfg = _resolve_config(config, resolve_preset(net))
     if not isinstance(model, nn.Module):
         from ..model import prepare_for_inference
 

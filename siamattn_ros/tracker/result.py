@@ -1,22 +1,16 @@
-"""What the tracker returns per frame. Shared by the tracker engine and the ROS adapter."""
+"""What the tracker returns per frame. Shared by the tracker engine and the ROS adapter (TrackState itself lives
+in siamattn_ros.interface, so light code can use it without torch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Optional
 
 import numpy as np
 
+from siamattn_ros.interface.convert import xywh_to_center_size
+from siamattn_ros.interface.states import TrackState
 
-class TrackState(IntEnum):
-    """Track states; the values equal the constants of siamattn_ros/msg/TrackResult."""
-
-    INITIALIZING = 0
-    TRACKING = 1
-    LOW_CONFIDENCE = 2
-    LOST = 3
-    STOPPED = 4
-    ERROR = 5
+__all__ = ["TrackResult", "TrackState"]
 
 
 @dataclass
@@ -41,5 +35,4 @@ class TrackResult:
     @property
     def center_size(self) -> tuple[float, float, float, float]:
         """(center_x, center_y, width, height) of the axis-aligned box."""
-        x, y, w, h = (float(v) for v in self.box_xywh)
-        return x + w / 2.0, y + h / 2.0, w, h
+        return xywh_to_center_size(self.box_xywh)
