@@ -1,10 +1,12 @@
 """Track one object through a folder of frames or a video file and write per-frame results.
 
     python -m siamattn_ros.tools.track --images <folder | video> --init x,y,w,h [--model embedded] [--device cpu]
-        [--checkpoint file.pth] [--config embedded] [--half] [--no-mask] --out results.csv [--overlay out.mp4]
+        [--checkpoint file.pth] [--config embedded] [--half] [--no-mask] [--box clipped|unclipped] --out results.csv
+        [--overlay out.mp4]
 
 results.csv: a header line, then `frame,x,y,w,h,score,state` per frame (the init frame has score 1 and state
-INITIALIZING); boxes are top-left x, y, width, height in source pixels.
+INITIALIZING); boxes are top-left x, y, width, height in source pixels: by default the reported box (intersected with
+the image); with --box unclipped the tracker's state box (may extend past the image), as the paper's OTB results are.
 """
 from __future__ import annotations
 
@@ -75,6 +77,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--half", action="store_true", help="fp16 autocast (CUDA only)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     ap.add_argument("--no-mask", action="store_true", help="skip the mask head (faster; boxes are unchanged)")
+    ap.add_argument("--box", choices=("clipped", "unclipped"), default="clipped",
+                    help="box written: 'clipped' = reported box inside the image (default); 'unclipped' = the state "
+                         "box (the paper's OTB protocol)")
     ap.add_argument("--out", required=True, type=Path, help="CSV output: frame,x,y,w,h,score,state")
     ap.add_argument("--overlay", type=Path, default=None, help="also write an overlay video (e.g. out.mp4)")
     ap.add_argument("--fps", type=float, default=30.0, help="frame rate of the overlay video")
@@ -98,7 +103,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         out.writerow(["frame", "x", "y", "w", "h", "score", "state"])
         for i, img in enumerate(tqdm(frames, total=count if count > 0 else None, unit="frame")):
             result = tracker.init(img, args.init) if i == 0 else tracker.track(img, want_mask=not args.no_mask)
-            x, y, w, h = (float(v) for v in result.box_xywh)
+            box = result.box_xywh if args.box == "clipped" else args.init if i == 0 else tracker.state_box_xywh
+            x, y, w, h = (float(v) for v in box)
             out.writerow([i, f"{x:.2f}", f"{y:.2f}", f"{w:.2f}", f"{h:.2f}", f"{result.confidence:.4f}",
                           result.state.name])
             if args.overlay is not None:

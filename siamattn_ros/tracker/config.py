@@ -50,7 +50,9 @@ class TrackerConfig(YamlConfig):
     # 8 windows of ring 1, then the 16 of ring 2, ... up to lost_search_rings, then start over. Windows are
     # lost_search_step × the score map's extent apart. The crop keeps the normal scale and instance size, so the
     # network sees the target at the size it was trained for and input shapes never change (CUDA-graph friendly).
-    # The target is re-acquired when a frame scores >= confidence_threshold + hysteresis.
+    # The target is re-acquired when a frame scores >= confidence_threshold + hysteresis. While LOST in this mode the
+    # mask is all zero and the polygon is the box (with long_term false both are computed on every frame, as in the
+    # paper).
     long_term: bool = True
     lost_search_rings: int = 2
     lost_search_step: float = 0.75

@@ -50,11 +50,13 @@ def paste_map(sub_rect: Tuple[float, float, float, float], mask_size: int, width
     a = (width - 1) / (width * s_w)
     b = (height - 1) / (height * s_h)
     cx, cy = a * sx * s_w, b * sy * s_h
-    # Bilinear sampling reaches one pixel beyond the mask's last sample on each side.
-    x0 = max(0, int(math.floor(cx)) - 1)
-    y0 = max(0, int(math.floor(cy)) - 1)
-    x1 = min(width, int(math.ceil(cx + a * (mask_size - 1))) + 2)
-    y1 = min(height, int(math.ceil(cy + b * (mask_size - 1))) + 2)
+    # Bilinear sampling with a zero border is non-zero for mask coordinates u in (-1, M), i.e. one MASK pixel (a
+    # image pixels, target size / M) beyond the first and last samples, not one image pixel. One more pixel each side
+    # absorbs OpenCV's fixed-point (1/32 px) coordinate rounding.
+    x0 = max(0, int(math.floor(cx - a)) - 1)
+    y0 = max(0, int(math.floor(cy - b)) - 1)
+    x1 = min(width, int(math.ceil(cx + a * mask_size)) + 2)
+    y1 = min(height, int(math.ceil(cy + b * mask_size)) + 2)
     return PasteMap(a, b, cx, cy, x0, y0, x1, y1)
 
 

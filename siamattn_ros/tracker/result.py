@@ -20,7 +20,8 @@ class TrackResult:
     box_xywh: axis-aligned box, top-left x, y and width, height (floats), always inside the image.
     polygon: (4, 2) float32 corners of the mask's minimum-area rotated rectangle (or of the box when there is no mask
         component larger than 100 px^2), in order around the rectangle.
-    mask: full-frame uint8 mask (0 / 255), or None when masks were not requested.
+    mask: full-frame uint8 mask (0 / 255), or None when masks were not requested; all zero while LOST in long-term
+        mode (TrackerConfig.long_term; the paper presets compute it on every frame).
     confidence: raw foreground probability of the chosen anchor, in [0, 1].
     """
 

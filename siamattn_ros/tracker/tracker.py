@@ -169,6 +169,7 @@ class Tracker:
         self._center: Optional[Tuple[float, float]] = None
         self._size: Tuple[float, float] = (0.0, 0.0)
         self._pad_color = np.zeros(3, np.uint8)
+        self._frame_size: Tuple[int, int] = (0, 0)
         self._frames = 0
         self._lost_frames = 0
         self._sm.reset()
@@ -191,6 +192,7 @@ class Tracker:
         self.reset()
         self._center = (x + (w - 1) / 2.0, y + (h - 1) / 2.0)
         self._size = (w, h)
+        self._frame_size = (width, height)
         # Mean colour of the first frame, truncated to uint8 as the authors' canvas does (spec §10.1 step 3).
         self._pad_color = np.array(cv2.mean(image)[:3], np.float64).astype(np.uint8)
         s_z = round(self._context_side(1.0))
@@ -215,9 +217,14 @@ class Tracker:
         timings: Dict[str, float] = {}
         t0 = time.perf_counter()
 
-        # The frame may be smaller than the last one: keep the state inside this image (step 10's clip).
-        self._center = (min(max(self._center[0], 0.0), width - 1.0), min(max(self._center[1], 0.0), height - 1.0))
-        self._size = (min(self._size[0], max(width - 1.0, 1.0)), min(self._size[1], max(height - 1.0, 1.0)))
+        # Only when the frame size changed (a smaller frame than the last one): keep the state inside this image
+        # (step 10's clip). Otherwise the state is used as is, like the paper, including the unclipped init state of
+        # a box that is partly outside the image or larger than it.
+        if (width, height) != self._frame_size:
+            self._center = (min(max(self._center[0], 0.0), width - 1.0),
+                            min(max(self._center[1], 0.0), height - 1.0))
+            self._size = (min(self._size[0], max(width - 1.0, 1.0)), min(self._size[1], max(height - 1.0, 1.0)))
+            self._frame_size = (width, height)
         prev_state = self._sm.state
         lost = prev_state == TrackState.LOST and cfg.long_term
         # Search geometry (spec §10.3 step 1): s_z from the current size, not rounded; s_x rounded.
@@ -277,8 +284,10 @@ class Tracker:
         mask = None
         polygon = M.box_polygon(box)
         if want_mask:
-            if state == TrackState.LOST or not finite:
-                mask = np.zeros((height, width), np.uint8)  # nothing to segment where the target is not found
+            # Long-term (robot) mode: while LOST the state is held and there is nothing to segment. The paper's
+            # inference (long_term false) computes mask and polygon on every frame, LOST or not.
+            if (state == TrackState.LOST and cfg.long_term) or not finite:
+                mask = np.zeros((height, width), np.uint8)
             else:
                 mask, polygon = self._mask(self._center, self._size, (crop_x0, crop_y0), scale_z, s_x, box,
                                            width, height, timings)
