@@ -87,24 +87,64 @@ def _tiny(backbone: str) -> dict:
                 bbox_fc_hidden=32)
 
 
-@pytest.mark.parametrize("backbone, misleading_name, expected", [
-    ("mobilenet_v2", "tracker_v2_r50.pth", "embedded"),
-    ("resnet50_atrous", "siamattn_mnv2_embedded_copy.pth", "vot2018"),
-])
-def test_preset_follows_the_saved_backbone_not_the_file_name(tmp_path, backbone, misleading_name, expected):
+MISLEADING = [("mobilenet_v2", "tracker_v2_r50.pth", "embedded"),
+              ("resnet50_atrous", "siamattn_mnv2_embedded_copy.pth", "vot2018")]
+
+
+@pytest.fixture(scope="module")
+def misleading_checkpoints(tmp_path_factory):
+    """A random-weight checkpoint of each backbone under a file name that suggests the other one."""
     import torch
 
     from siamattn_ros.model import ModelConfig, build_model, save_checkpoint
-    from siamattn_ros.tracker import build_tracker, load_preset
 
     torch.set_num_threads(1)
-    path = tmp_path / misleading_name
-    save_checkpoint(build_model(ModelConfig.from_dict(_tiny(backbone)), pretrained=False), path)
+    out = {}
+    for backbone, name, _ in MISLEADING:
+        out[backbone] = tmp_path_factory.mktemp(backbone) / name
+        save_checkpoint(build_model(ModelConfig.from_dict(_tiny(backbone)), pretrained=False), out[backbone])
+    return out
+
+
+@pytest.mark.parametrize("backbone, misleading_name, expected", MISLEADING)
+def test_preset_follows_the_saved_backbone_not_the_file_name(misleading_checkpoints, backbone, misleading_name,
+                                                             expected):
+    from siamattn_ros.tracker import build_tracker, load_preset
+
+    path = misleading_checkpoints[backbone]
     assert checkpoint_backbone(path) == backbone
     assert resolve_preset(str(path)) == expected
     assert resolve_preset("embedded", checkpoint=str(path)) == expected  # "embedded" loads the given file
     assert resolve_preset(str(path), tracker_config="otb100") == "otb100"
     assert build_tracker(str(path), device="cpu").config == load_preset(expected)
+
+
+@pytest.mark.parametrize("backbone, misleading_name, expected", MISLEADING)
+def test_node_and_build_tracker_pick_the_same_preset(misleading_checkpoints, backbone, misleading_name, expected):
+    pytest.importorskip("rclpy", reason="rclpy is not installed (run `make test`, which installs it)")
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+
+    from siamattn_ros.ros.tracker_node import TrackerNode
+    from siamattn_ros.tracker import build_tracker
+
+    path = str(misleading_checkpoints[backbone])
+    library = build_tracker(path, device="cpu").config
+    ctx = Context()
+    rclpy.init(context=ctx)
+    node = None
+    try:
+        node = TrackerNode(context=ctx, parameter_overrides=[
+            Parameter("model", value=path), Parameter("device", value="cpu"), Parameter("warmup", value=False)])
+        in_node = node._tracker.config
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+    fields = ("confidence_threshold", "hysteresis", "lost_threshold", "lost_frames")
+    assert {k: getattr(in_node, k) for k in fields} == {k: getattr(library, k) for k in fields}
 
 
 def test_preset_of_builtin_names_and_unreadable_files(tmp_path):

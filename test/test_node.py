@@ -72,12 +72,12 @@ class Clock:
 
 
 def offline_tracker(checkpoint):
-    from siamattn_ros.ros.tracker_node import default_preset
+    from siamattn_ros.interface.presets import resolve_preset
     from siamattn_ros.tracker import build_tracker, load_preset
     from siamattn_ros.ros.params import SPECS, TRACKER_FIELDS, uses_preset
 
     torch.set_num_threads(1)
-    cfg = load_preset(default_preset(str(checkpoint))).replace(
+    cfg = load_preset(resolve_preset(str(checkpoint))).replace(
         **{k: SPECS[k].default for k in TRACKER_FIELDS if not uses_preset(k, SPECS[k].default)}, warmup=True)
     return build_tracker(str(checkpoint), device="cpu", config=cfg)
 

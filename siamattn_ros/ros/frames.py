@@ -59,10 +59,6 @@ class LatestSlot:
             frame, self._frame = self._frame, None
             return frame
 
-    def peek(self) -> Optional[Frame]:
-        with self._cond:
-            return self._frame
-
     def discard_older_than(self, seq: int) -> None:
         """Drop the held frame if it arrived at or before `seq` (it was already handled another way)."""
         with self._cond:

@@ -29,30 +29,27 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
+from siamattn_ros.interface.convert import format_ns, stamp_to_ns
+from siamattn_ros.interface.names import (NODE_NAME, SERVICE_INIT, SERVICE_RESET, TOPIC_DETECTION, TOPIC_DIAGNOSTICS,
+                                          TOPIC_IMAGE, TOPIC_INIT, TOPIC_MASK, TOPIC_OVERLAY, TOPIC_RESULT)
+from siamattn_ros.interface.presets import resolve_preset
+from siamattn_ros.interface.states import TrackState
 from siamattn_ros.msg import InitBox, TrackResult as TrackResultMsg
 from siamattn_ros.ros import messages
 from siamattn_ros.ros.diagnostics import NodeStats, build_diagnostics
-from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward, stamp_to_ns
-from siamattn_ros.ros.image_conv import ImageConversionError, decode_compressed, decode_image
+from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward
+from siamattn_ros.ros.image_conv import ImageConversionError, decode_compressed, decode_image, to_image_msg
 from siamattn_ros.ros.params import (FROM_PRESET, PARAMS, SPECS, TRACKER_FIELDS, check_update, descriptor,
                                      uses_preset)
 from siamattn_ros.ros.qos import image_qos, init_qos, output_qos
 from siamattn_ros.srv import InitTrack
-from siamattn_ros.tracker.result import TrackState
+from siamattn_ros.tracker.overlay import STATE_COLORS, draw_overlay
 
 try:  # Humble and later; older rclpy only raises KeyboardInterrupt.
     from rclpy.executors import ExternalShutdownException
 except ImportError:  # pragma: no cover
     ExternalShutdownException = KeyboardInterrupt
 
-NODE_NAME = "tracker_node"
-# Relative names: they resolve to /track/... in the root namespace and to /<ns>/track/... under a namespace.
-TOPIC_IMAGE = "image"
-TOPIC_INIT = "track/init"
-TOPIC_RESULT = "track/result"
-TOPIC_MASK = "track/mask"
-TOPIC_OVERLAY = "track/overlay"
-TOPIC_DETECTION = "track/detection"
 THROTTLE_S = 5.0
 SERVICE_TIMEOUT_S = 60.0
 INIT_WAIT_S = 0.5
@@ -101,15 +98,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def default_preset(model: str) -> str:
-    """The tracker preset build_tracker would pick for `model` (the model's own tuning)."""
-    from siamattn_ros.tracker.build import DEFAULT_PRESET
-
-    if model in DEFAULT_PRESET:
-        return DEFAULT_PRESET[model]
-    return "embedded" if "mnv2" in os.path.basename(model) or "embedded" in os.path.basename(model) else "vot2018"
-
-
 class TrackerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -147,7 +135,7 @@ class TrackerNode(Node):
             from vision_msgs.msg import Detection2D
 
             self._detection_pub = self.create_publisher(Detection2D, TOPIC_DETECTION, output_qos(10))
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos(10))
+        self._diag_pub = self.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, output_qos(10))
 
         compressed = self._params["image_transport"] == "compressed"
         self._decode = decode_compressed if compressed else decode_image
@@ -155,8 +143,8 @@ class TrackerNode(Node):
                                  image_qos(self._params["qos_reliability"]), callback_group=self._image_group)
         self.create_subscription(InitBox, TOPIC_INIT, self._on_init_msg, init_qos(),
                                  callback_group=self._control_group)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._control_group)
-        self.create_service(InitTrack, "~/init", self._on_init_srv, callback_group=self._control_group)
+        self.create_service(Trigger, SERVICE_RESET, self._on_reset, callback_group=self._control_group)
+        self.create_service(InitTrack, SERVICE_INIT, self._on_init_srv, callback_group=self._control_group)
         self.create_timer(float(self._params["diagnostics_period"]), self._publish_diagnostics,
                           callback_group=self._diag_group)
 
@@ -178,7 +166,7 @@ class TrackerNode(Node):
     def _tracker_config(self) -> Any:
         from siamattn_ros.tracker.config import load_preset
 
-        name = self._params["tracker_config"] or default_preset(str(self._params["model"]))
+        name = resolve_preset(self._params["model"], self._params["checkpoint"], self._params["tracker_config"])
         try:
             self._preset = load_preset(name)
             overrides = {k: self._params[k] for k in TRACKER_FIELDS if not uses_preset(k, self._params[k])}
@@ -196,12 +184,10 @@ class TrackerNode(Node):
         return cfg
 
     def _build_tracker(self) -> Any:
-        try:
-            import torch
+        import torch
 
-            from siamattn_ros.tracker import build_tracker
-        except ImportError as exc:
-            raise StartupError(f"cannot import the tracker (is torch installed?): {exc}") from None
+        from siamattn_ros.tracker.build import build_tracker
+
         if self._params["num_threads"] > 0:
             torch.set_num_threads(int(self._params["num_threads"]))
         cfg = self._tracker_config()
@@ -371,8 +357,6 @@ class TrackerNode(Node):
         self._stats.record_frame((now_ns - start_ns) * 1e-9, (now_ns - stamp_to_ns(header.stamp)) * 1e-9,
                                  int(result.state), int(result.init_id))
         if self._params["publish_mask"] and result.mask is not None:
-            from siamattn_ros.ros.image_conv import to_image_msg
-
             self._mask_pub.publish(to_image_msg(np.ascontiguousarray(result.mask, dtype=np.uint8), header, "mono8"))
         if self._params["publish_overlay"]:
             self._overlay_pub.publish(_overlay_msg(image, result, header))
@@ -448,7 +432,7 @@ class TrackerNode(Node):
         if stamp_ns == 0 or span is None:
             return "no image received yet on " + self.resolve_topic_name(TOPIC_IMAGE)
         return (f"init stamp {stamp.sec}.{stamp.nanosec:09d} is not in the frame buffer ({len(self._ring)} frames, "
-                f"stamps {_fmt_ns(span[0])} .. {_fmt_ns(span[1])}): copy the stamp of an image from "
+                f"stamps {format_ns(span[0])} .. {format_ns(span[1])}): copy the stamp of an image from "
                 f"{self.resolve_topic_name(TOPIC_IMAGE)}, use a zero stamp for the latest frame, or raise "
                 f"frame_buffer_length")
 
@@ -471,50 +455,24 @@ class TrackerNode(Node):
         self._worker.join(timeout=10.0)
 
 
-def _fmt_ns(ns: int) -> str:
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
-
-
 def _status_text(state: TrackState) -> str:
     if state == TrackState.LOST:
         return "target lost: confidence below lost_threshold; searching"
     return ""
 
 
-_STATE_COLOURS = {TrackState.STOPPED: (160, 160, 160), TrackState.ERROR: (0, 0, 255)}
-
-
 def _status_overlay(image: np.ndarray, header: Any, state: TrackState) -> Image:
     """The camera image with the state written on it (so rviz2 shows the live stream when not tracking)."""
-    from siamattn_ros.ros.image_conv import to_image_msg
-
     canvas = image.copy()
     (tw, th), base = cv2.getTextSize(state.name, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
     cv2.rectangle(canvas, (4, 4), (12 + tw, 12 + th + base), (0, 0, 0), -1)  # readable on any background
     cv2.putText(canvas, state.name, (8, 8 + th), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                _STATE_COLOURS.get(state, (255, 255, 255)), 2, cv2.LINE_AA)
+                STATE_COLORS.get(state, (255, 255, 255)), 2, cv2.LINE_AA)
     return to_image_msg(canvas, header, "bgr8")
 
 
 def _overlay_msg(image: np.ndarray, result: Any, header: Any) -> Image:
-    from siamattn_ros.ros.image_conv import to_image_msg
-
-    try:
-        from siamattn_ros.tracker.overlay import draw_overlay
-    except ImportError:  # an engine without overlay drawing: box, polygon and state only
-        draw_overlay = _plain_overlay
     return to_image_msg(np.ascontiguousarray(draw_overlay(image, result)), header, "bgr8")
-
-
-def _plain_overlay(image: np.ndarray, result: Any) -> np.ndarray:
-    canvas = image.copy()
-    x, y, w, h = (int(round(float(v))) for v in result.box_xywh)
-    cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), 2)
-    poly = np.asarray(result.polygon, np.float32).reshape(-1, 1, 2).round().astype(np.int32)
-    cv2.polylines(canvas, [poly], True, (0, 200, 255), 1, cv2.LINE_AA)
-    cv2.putText(canvas, f"{TrackState(int(result.state)).name} {float(result.confidence):.2f}", (8, 24),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
-    return canvas
 
 
 def main(args: Optional[list] = None) -> None:
