@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from siamattn_ros.model.anchors import flat_anchors
 from siamattn_ros.tracker import decode as D
 from siamattn_ros.tracker import mask as M
 from siamattn_ros.tracker.config import PRESETS, TrackerConfig, load_preset
@@ -85,7 +86,7 @@ def test_torch_crop_matches_opencv_crop(center, size, out):
 
 # --- anchors, scores, decoding ------------------------------------------------------------------------------------
 def test_anchor_sizes_and_centres():
-    a = D.make_anchors(8, (0.33, 0.5, 1.0, 2.0, 3.0), (8.0,), 25)
+    a = flat_anchors(8, (0.33, 0.5, 1.0, 2.0, 3.0), (8.0,), 25)
     assert a.shape == (4, 3125)
     sizes = [(a[2, k * 625], a[3, k * 625]) for k in range(5)]
     assert sizes == [(104, 32), (88, 40), (64, 64), (40, 80), (32, 96)]
@@ -113,7 +114,7 @@ def test_fg_score_layout():
 
 
 def test_decode_boxes():
-    anchors = torch.from_numpy(D.make_anchors(8, (0.33, 0.5, 1.0, 2.0, 3.0), (8.0,), 25))
+    anchors = torch.from_numpy(flat_anchors(8, (0.33, 0.5, 1.0, 2.0, 3.0), (8.0,), 25))
     loc = torch.zeros(1, 20, 25, 25)
     # anchor 2 (64x64) at row 10, col 20: dx = 0.5, dy = -0.25, dw = log 2, dh = 0
     loc[0, 0 + 2, 10, 20] = 0.5

@@ -27,6 +27,27 @@ def test_anchor_geometry_matches_spec():
     assert a[0, 0, 12, 12] == 127.5 and a[0, 1, 12, 12] == 127.5 and a[0, 0, 12, 13] == 135.5
 
 
+def test_training_targets_decode_back_through_the_tracker_decode():
+    """Training targets and inference decode share one anchor generator and one layout: the deltas assigned to the
+    positive anchors, laid out as the network's loc output, decode (tracker/decode.py) back to the truth box."""
+    from siamattn_ros.model.anchors import flat_anchors
+    from siamattn_ros.tracker import decode as D
+
+    t = make_targets()
+    anchors = flat_anchors(8, RATIOS, (8.0,), 25)
+    np.testing.assert_array_equal(anchors.reshape(4, 5, 25, 25),
+                                  (t.anchors_cxcywh - [[[[127.5]], [[127.5]], [[0]], [[0]]]]).transpose(1, 0, 2, 3))
+    truth = np.array([100.0, 110.0, 160.0, 150.0])  # x1, y1, x2, y2 in the 255 crop
+    cls, delta, _ = t(truth, negative=False, rng=np.random.default_rng(0))
+    assert (cls == 1).any()
+    loc = torch.from_numpy(delta).reshape(1, 20, 25, 25)  # channels dx x A, dy x A, dw x A, dh x A
+    boxes = D.decode_boxes(loc, torch.from_numpy(anchors)).numpy()  # centre-relative cx, cy, w, h
+    for n in np.flatnonzero(cls.ravel() == 1):
+        cx, cy, w, h = boxes[:, n]
+        np.testing.assert_allclose([cx + 127.5 - w / 2, cy + 127.5 - h / 2, cx + 127.5 + w / 2, cy + 127.5 + h / 2],
+                                   truth, atol=1e-3)
+
+
 def test_positive_pair_labels_and_deltas():
     t = make_targets()
     rng = np.random.default_rng(0)

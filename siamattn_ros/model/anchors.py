@@ -1,4 +1,6 @@
-"""Anchors of the 25x25 score map (spec section 5) as NumPy arrays; shared by the tracker and the training targets."""
+"""Anchors of the 25x25 score map (spec section 5) as NumPy arrays: the ONE anchor generator, used by the training
+targets (train/targets.py, `anchor_grid`) and by the tracker's decode (tracker/tracker.py, `flat_anchors`);
+test_train_targets_losses checks that a training target decodes back to its box through the tracker's decode."""
 from __future__ import annotations
 
 import math
@@ -33,3 +35,10 @@ def anchor_grid(stride: int, ratios: Sequence[float], scales: Sequence[float], s
     out[:, 2] = sizes[:, 0, None, None]
     out[:, 3] = sizes[:, 1, None, None]
     return out
+
+
+def flat_anchors(stride: int, ratios: Sequence[float], scales: Sequence[float], score_size: int) -> np.ndarray:
+    """(4, A·S²) float32: anchor_grid in the tracker's decode layout, rows cx, cy, w, h and anchor index
+    n = a·S² + row·S + col (the order of the flattened (A, S, S) score map)."""
+    grid = anchor_grid(stride, ratios, scales, score_size)
+    return np.ascontiguousarray(grid.transpose(1, 0, 2, 3).reshape(4, -1))

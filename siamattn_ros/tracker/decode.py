@@ -1,5 +1,6 @@
-"""From network outputs to one box: anchors, scores, box decoding, scale/ratio penalty, cosine window, best-anchor
-choice and the box-refinement RoI and decode (spec §5 "Anchors" and §10.3 steps 3-7).
+"""From network outputs to one box: scores, box decoding, scale/ratio penalty, cosine window, best-anchor
+choice and the box-refinement RoI and decode (spec §10.3 steps 3-7); the anchors come from
+siamattn_ros.model.anchors.flat_anchors (spec §5), the generator the training targets use too.
 
 Everything is written with torch ops on whatever device the tensors live on, without host synchronisation, so the
 whole chain can run on the GPU (and inside a CUDA graph) and only a handful of numbers are copied back.
@@ -7,33 +8,10 @@ Box tensors are (4, N) rows cx, cy, w, h; anchor index n = a·S² + row·S + col
 """
 from __future__ import annotations
 
-import math
-from typing import Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
-
-
-def make_anchors(stride: int, ratios: Sequence[float], scales: Sequence[float], score_size: int) -> np.ndarray:
-    """(4, A·S²) float32 anchors: centre relative to the search-crop centre, and size, in crop pixels."""
-    size = stride * stride
-    shapes = []
-    for r in ratios:
-        ws = int(math.sqrt(size / r))
-        hs = int(ws * r)
-        for s in scales:
-            shapes.append((ws * s, hs * s))
-    origin = -(score_size // 2) * stride
-    grid = origin + stride * np.arange(score_size, dtype=np.float32)
-    ys, xs = np.meshgrid(grid, grid, indexing="ij")  # row-major: index = row·S + col
-    n = score_size * score_size
-    out = np.empty((4, len(shapes) * n), np.float32)
-    for a, (w, h) in enumerate(shapes):
-        out[0, a * n:(a + 1) * n] = xs.ravel()
-        out[1, a * n:(a + 1) * n] = ys.ravel()
-        out[2, a * n:(a + 1) * n] = w
-        out[3, a * n:(a + 1) * n] = h
-    return out
 
 
 def cosine_window(score_size: int, num_anchors: int) -> np.ndarray:

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from siamattn_ros.model.anchors import flat_anchors
+
 from . import decode as D
 from . import mask as M
 from .config import RUNTIME_FIELDS, TrackerConfig
@@ -124,7 +126,7 @@ class Tracker:
         # Device constants made once: no host->device copies inside the (graph-captured) per-frame step.
         self._stds = torch.tensor(self.bbox_stds, dtype=torch.float32, device=self.device)
         self.anchor_stride = int(g.anchor_stride)
-        anchors = D.make_anchors(self.anchor_stride, g.anchor_ratios, g.anchor_scales, self.score_size)
+        anchors = flat_anchors(self.anchor_stride, g.anchor_ratios, g.anchor_scales, self.score_size)
         self.num_anchors = anchors.shape[1] // (self.score_size ** 2)
         self.anchors = torch.from_numpy(anchors).to(self.device)
         self.window = torch.from_numpy(D.cosine_window(self.score_size, self.num_anchors)).to(self.device)
