@@ -88,3 +88,57 @@ def test_evaluate_command_on_generated_sequence(tmp_path):
     table = (out / "summary.md").read_text()
     assert "| csrt |" in table and "| siamattn |" in table
     assert np.loadtxt(out / "csrt" / "s21.txt", delimiter=",").shape == (8, 4)
+    # Failure-detection figures: per-frame confidence/state files, pooled AUROC, >4x runs, leave-view events.
+    st = np.loadtxt(out / "siamattn" / "s21_state.txt", delimiter=",")
+    assert st.shape == (8, 2) and ((st[1:, 0] >= 0) & (st[1:, 0] <= 1)).all() and st[0, 1] == 0  # INITIALIZING
+    for r in res.values():
+        assert 0 <= r["max_oversize_run"] <= 7 and r["max_oversize_run_sequence"] == "s21"
+        assert r["auroc_on_frames"] + r["auroc_off_frames"] <= 7
+        assert np.isnan(r["failure_auroc"]) or 0.0 <= r["failure_auroc"] <= 1.0
+        assert set(r["per_sequence"]) == {"s21"}
+    assert "failure AUROC" in table and "| s21 | " in table
+
+
+def test_auroc_hand_cases():
+    assert metrics.auroc([3, 2], [1]) == 1.0
+    assert metrics.auroc([1], [2, 3]) == 0.0
+    assert metrics.auroc([1, 1], [1]) == 0.5  # ties count one half
+    # Pairs (pos, neg): (.9,.5) (.9,.1) (.4,.5) (.4,.1) -> 3 of 4 ordered correctly.
+    assert metrics.auroc([0.9, 0.4], [0.5, 0.1]) == pytest.approx(0.75)
+    # A constant score (e.g. an OpenCV tracker that never reports failure) separates nothing.
+    assert metrics.auroc([1, 1, 1], [1, 1]) == 0.5
+    assert np.isnan(metrics.auroc([], [0.3]))
+
+
+def test_failure_labels_and_failure_auroc():
+    iou = np.array([1.0, 0.6, 0.3, 0.1, NAN, 0.5])
+    vis = np.array([True, True, True, True, False, True])
+    lab = metrics.failure_labels(iou, vis)
+    # init frame left out; 0.3 is neither on nor off target; absent and IoU < 0.2 are failures; 0.5 is on target.
+    np.testing.assert_array_equal(lab, [-1, 1, -1, 0, 0, 1])
+    conf = np.array([0.99, 0.8, 0.9, 0.7, 0.95, 0.6])
+    # positives {0.8, 0.6} vs negatives {0.7, 0.95}: (0.8>0.7) only -> 1 of 4.
+    assert metrics.failure_auroc(conf, lab) == pytest.approx(0.25)
+
+
+def test_oversize_run_and_longest_run():
+    assert metrics.longest_run([True, True, False, True, True, True, False]) == 3
+    assert metrics.longest_run([]) == 0
+    truth = np.array([[0, 0, 10, 10]] * 9, float)
+    truth[7] = NAN
+    big = [0, 0, 25, 20]  # area 500 > 4 x 100
+    pred = np.array([big, big, [0, 0, 20, 15], big, big, big, big, big, big], float)  # frame 2: area 300
+    tracking = np.array([True, True, True, False, True, True, True, True, True])
+    # Runs: frames 0-1 (2), frame 3 not TRACKING, frames 4-6 (3), frame 7 has no truth, frame 8 (1).
+    assert metrics.oversize_run(pred, truth, tracking) == 3
+    assert metrics.oversize_run(pred, truth, tracking, factor=5.0) == 0
+
+
+def test_leave_events_lost_within_window():
+    vis = np.array([1, 1, 0, 0, 0, 1, 1, 0, 0, 1], bool)
+    lost = np.array([0, 0, 0, 0, 1, 0, 0, 0, 0, 1], bool)
+    # Event 1 (frames 2-4 absent): LOST at frame 4, inside the window. Event 2 (frames 7-8): LOST only at frame 9,
+    # after the target is back: not a detection.
+    assert metrics.leave_events(vis, lost) == (2, 1)
+    assert metrics.leave_events(vis, lost, within=2) == (2, 0)
+    assert metrics.leave_events(np.ones(5, bool), np.zeros(5, bool)) == (0, 0)

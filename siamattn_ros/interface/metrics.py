@@ -137,3 +137,99 @@ def score_sequence(pred: np.ndarray, truth: np.ndarray, pred_masks: Optional[Seq
         m = float(np.mean(vals)) if vals else float("nan")
     return SequenceScore(float(np.mean(s)), float(p[20]), float(np.mean(npc)), m, int((~np.isnan(iou)).sum()),
                          s, p, npc)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Failure detection and failure modes (issue 12's "Done when"): does the confidence / state say when the box is wrong?
+# Per-frame inputs are 1-D arrays over a sequence's frames; the evaluate tool pools frames and events over a set.
+
+GOOD_IOU = 0.5      # a frame "on target": IoU >= 0.5
+BAD_IOU = 0.2       # a frame "off target": IoU < 0.2, or the target is out of view
+OVERSIZE_FACTOR = 4.0
+LOST_WITHIN = 10
+
+
+def failure_labels(ious: np.ndarray, visible: np.ndarray, skip_first: bool = True) -> np.ndarray:
+    """Per frame: 1 = on target (visible and IoU >= GOOD_IOU), 0 = failure (target out of view, or IoU < BAD_IOU),
+    -1 = neither (IoU in between, or the initialisation frame when skip_first) — such frames are left out of AUROC."""
+    iou = np.asarray(ious, np.float64).ravel()
+    vis = np.asarray(visible, bool).ravel()
+    if iou.shape != vis.shape:
+        raise ValueError(f"ious {iou.shape} and visible {vis.shape} differ in length")
+    lab = np.full(iou.shape, -1, np.int8)
+    lab[vis & (np.nan_to_num(iou, nan=-1.0) >= GOOD_IOU)] = 1
+    lab[~vis | (vis & (np.nan_to_num(iou, nan=1.0) < BAD_IOU))] = 0
+    if skip_first and lab.size:
+        lab[0] = -1
+    return lab
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Area under the ROC curve of a score separating positives (should score high) from negatives: the probability
+    that a random positive scores above a random negative, ties counting 1/2 (Mann-Whitney U / (n_pos n_neg)).
+    NaN when either group is empty."""
+    pos = np.asarray(positives, np.float64).ravel()
+    neg = np.asarray(negatives, np.float64).ravel()
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    if not (np.isfinite(pos).all() and np.isfinite(neg).all()):
+        raise ValueError("auroc: scores must be finite")
+    allv = np.concatenate([pos, neg])
+    uniq, inv, counts = np.unique(allv, return_inverse=True, return_counts=True)
+    # Average 1-based rank of each distinct value (ties share the mean of their ranks).
+    upper = np.cumsum(counts)
+    avg_rank = upper - (counts - 1) / 2.0
+    rank_sum_pos = avg_rank[inv[:pos.size]].sum()
+    u = rank_sum_pos - pos.size * (pos.size + 1) / 2.0
+    return float(u / (pos.size * neg.size))
+
+
+def failure_auroc(confidence: np.ndarray, labels: np.ndarray) -> float:
+    """AUROC of the confidence for on-target frames (label 1) against failures (label 0), see failure_labels."""
+    c = np.asarray(confidence, np.float64).ravel()
+    lab = np.asarray(labels).ravel()
+    if c.shape != lab.shape:
+        raise ValueError(f"confidence {c.shape} and labels {lab.shape} differ in length")
+    return auroc(c[lab == 1], c[lab == 0])
+
+
+def longest_run(flags: np.ndarray) -> int:
+    """Length of the longest run of consecutive True values."""
+    best = run = 0
+    for f in np.asarray(flags, bool).ravel():
+        run = run + 1 if f else 0
+        best = max(best, run)
+    return best
+
+
+def oversize_run(pred: np.ndarray, truth: np.ndarray, tracking: np.ndarray,
+                 factor: float = OVERSIZE_FACTOR) -> int:
+    """Longest run of consecutive frames where the target is in view, the state says TRACKING (`tracking` True) and
+    the predicted box area exceeds `factor` times the truth area. A frame without truth ends a run."""
+    p, g = _pair(pred, truth)
+    tr = np.asarray(tracking, bool).ravel()
+    if tr.shape[0] != p.shape[0]:
+        raise ValueError(f"tracking flags {tr.shape} and boxes {p.shape} differ in length")
+    ok = np.isfinite(g).all(axis=1) & np.isfinite(p).all(axis=1)
+    area_p = np.where(ok, p[:, 2] * p[:, 3], 0.0)
+    area_g = np.where(ok, g[:, 2] * g[:, 3], np.inf)
+    return longest_run(ok & tr & (area_p > factor * area_g))
+
+
+def leave_events(visible: np.ndarray, lost: np.ndarray, within: int = LOST_WITHIN) -> tuple[int, int]:
+    """(events, detected): an event is a frame where the target goes from in view to out of view; it is detected when
+    the state is LOST (`lost` True) on one of the first `within` frames of that absence (frames after the target is
+    back do not count)."""
+    vis = np.asarray(visible, bool).ravel()
+    lo = np.asarray(lost, bool).ravel()
+    if vis.shape != lo.shape:
+        raise ValueError(f"visible {vis.shape} and lost {lo.shape} differ in length")
+    events = detected = 0
+    for i in range(1, vis.size):
+        if vis[i - 1] and not vis[i]:
+            events += 1
+            end = i
+            while end < vis.size and not vis[end] and end < i + within:
+                end += 1
+            detected += bool(lo[i:end].any())
+    return events, detected

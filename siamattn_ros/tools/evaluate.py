@@ -1,15 +1,18 @@
 """One-pass evaluation of trackers on GOT-10k-style sequence folders.
 
-    python -m siamattn_ros.tools.evaluate --sequences data/heldout data/annotations \
-        --trackers siamattn,csrt,kcf,mil --model models/siamattn_mnv2_embedded.pth --out results/
+    python -m siamattn_ros.tools.evaluate --sequences data/annotations --trackers siamattn,csrt,kcf,mil \
+        --model embedded --threads 1 --out results/real          # the real evaluation set (docs/EVALUATION.md)
 
 Each tracker is initialised on the first frame's truth box and runs over every frame (no re-initialisation).
 SiamAttn boxes are scored as reported (intersected with the image) by default; --box unclipped scores the tracker's
 state box instead, as the paper's OTB protocol does (the summary names the mode). Scores
 (siamattn_ros.interface.metrics): success AUC, precision at 20 px, normalised precision, mask IoU where truth
-masks exist; speed: frames per second of init + track calls, start-up time (tracker construction: model load,
+masks exist; failure detection: AUROC of the confidence (frames with IoU >= 0.5 against frames with IoU < 0.2 or
+the target out of view, pooled over the set), the longest run of TRACKING frames whose box area is > 4x the truth
+area, and the fraction of leave-the-view events with state LOST within 10 frames; speed: frames per second of init + track calls, start-up time (tracker construction: model load,
 warm-up), and the total wall time of the whole run per tracker (start-up + all frames). Writes per-sequence boxes,
-results.json, summary.md (one markdown table for all trackers + a per-sequence AUC table), success.png, precision.png.
+per-frame confidence/state (<tracker>/<sequence>_state.txt), results.json, summary.md (one markdown table for all
+trackers, per-sequence AUC with the difference to CSRT, per-sequence failure modes), success.png, precision.png.
 --generate-heldout N first writes N held-out semi-synthetic sequences (seeds 900000+, held-out source images and
 real videos, never used in training) into the first --sequences folder.
 """
@@ -27,6 +30,7 @@ import numpy as np
 
 from siamattn_ros.data.seqio import list_sequences, read_sequence, write_sequence
 from siamattn_ros.interface import metrics
+from siamattn_ros.interface.states import TrackState
 
 OPENCV_TRACKERS = {"csrt": "TrackerCSRT_create", "kcf": "TrackerKCF_create", "mil": "TrackerMIL_create",
                    "mosse": "TrackerMOSSE_create", "medianflow": "TrackerMedianFlow_create"}
@@ -42,7 +46,10 @@ def _opencv_factory(name: str) -> Callable:
 
 
 class _OpenCVTracker:
-    """OpenCV tracker behind the same init/track calls; on a reported failure the last box is kept."""
+    """OpenCV tracker behind the same init/track calls; on a reported failure the last box is kept.
+
+    OpenCV trackers have no confidence: their success flag stands in for it (confidence 1 / state TRACKING when the
+    update succeeded, 0 / LOST when it reported a failure), so failure-detection figures compare like with like."""
 
     wants_mask = False
 
@@ -57,11 +64,12 @@ class _OpenCVTracker:
         self.t.init(image, (b[0], b[1], max(1, b[2]), max(1, b[3])))
         self.box = np.asarray(box, dtype=np.float64)
 
-    def track(self, image: np.ndarray, want_mask: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def track(self, image: np.ndarray, want_mask: bool) -> tuple[np.ndarray, Optional[np.ndarray], float, TrackState]:
         ok, b = self.t.update(image)
-        if ok and b[2] > 0 and b[3] > 0:
+        ok = bool(ok) and b[2] > 0 and b[3] > 0
+        if ok:
             self.box = np.asarray(b, dtype=np.float64)
-        return self.box, None
+        return self.box, None, float(ok), TrackState.TRACKING if ok else TrackState.LOST
 
 
 BOX_MODES = ("clipped", "unclipped")
@@ -81,11 +89,11 @@ class _SiamAttnTracker:
     def init(self, image: np.ndarray, box: np.ndarray) -> None:
         self.t.init(image, [float(v) for v in box])
 
-    def track(self, image: np.ndarray, want_mask: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def track(self, image: np.ndarray, want_mask: bool) -> tuple[np.ndarray, Optional[np.ndarray], float, TrackState]:
         r = self.t.track(image, want_mask=want_mask)
         # The paper's OTB protocol scores the state box (spec §10.3 step 11), not its intersection with the image.
         box = self.t.state_box_xywh if self.unclipped else r.box_xywh
-        return np.asarray(box, dtype=np.float64), r.mask
+        return np.asarray(box, dtype=np.float64), r.mask, float(r.confidence), TrackState(r.state)
 
 
 def make_tracker(name: str, model: str, device: str, tracker_config: Optional[str] = None,
@@ -100,20 +108,33 @@ def make_tracker(name: str, model: str, device: str, tracker_config: Optional[st
 
 
 def run_sequence(tracker, seq, max_frames: Optional[int] = None) -> dict:
+    """One pass over a sequence. Besides the box scores: per-frame confidence and state, the failure-detection
+    labels (metrics.failure_labels), the longest run of TRACKING frames with a box > 4x the truth area, and the
+    leave-the-view events with whether the state was LOST within 10 frames (the first frame is the init frame)."""
     n = len(seq.frames) if max_frames is None else min(len(seq.frames), max_frames)
     gt = seq.boxes_xywh[:n]
+    visible = np.asarray(seq.visible[:n], bool)
     want_mask = seq.masks is not None and tracker.wants_mask
     boxes = np.full((n, 4), np.nan)
+    conf = np.ones(n)
+    states = np.full(n, int(TrackState.INITIALIZING))
     masks: list = [None] * n
     t0 = time.perf_counter()
     tracker.init(seq.frames[0], gt[0])
     boxes[0] = gt[0]
     for i in range(1, n):
-        boxes[i], masks[i] = tracker.track(seq.frames[i], want_mask)
+        boxes[i], masks[i], conf[i], states[i] = tracker.track(seq.frames[i], want_mask)
     elapsed = time.perf_counter() - t0
     score = metrics.score_sequence(boxes, gt, masks if want_mask else None,
                                    seq.masks[:n] if want_mask else None)
-    return {"boxes": boxes, "score": score, "frames": n, "seconds": elapsed}
+    iou = metrics.box_iou(boxes, gt)
+    iou[0] = np.nan
+    tracking = states == int(TrackState.TRACKING)
+    events, detected = metrics.leave_events(visible, states == int(TrackState.LOST))
+    return {"boxes": boxes, "score": score, "frames": n, "seconds": elapsed, "confidence": conf, "states": states,
+            "iou": iou, "labels": metrics.failure_labels(iou, visible),
+            "oversize_run": metrics.oversize_run(boxes, gt, tracking), "leave_events": events,
+            "leave_lost": detected}
 
 
 def generate_heldout(root: Path, count: int, num_frames: int = 150) -> list[Path]:
@@ -157,6 +178,10 @@ def _plots(results: dict, out: Path) -> None:
         plt.close(fig)
 
 
+def _fmt(v: float) -> str:
+    return "—" if np.isnan(v) else f"{v:.3f}"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequences", nargs="+", required=True, help="folders of sequence folders (or sequence folders)")
@@ -193,16 +218,34 @@ def main(argv: Optional[list[str]] = None) -> int:
         tracker = make_tracker(name, args.model, args.device, args.tracker_config, args.box)
         startup = time.perf_counter() - t0
         rows, frames, seconds = [], 0, 0.0
+        pooled: dict = {"iou": [], "confidence": [], "labels": []}
+        events = lost_in_time = 0
+        oversize: dict = {}
         (out / name).mkdir(exist_ok=True)
         for folder, seq in zip(folders, seqs):
             r = run_sequence(tracker, seq, args.max_frames)
             np.savetxt(out / name / f"{folder.name}.txt", r["boxes"], fmt="%.2f", delimiter=",")
+            # Per-frame confidence and state, for threshold calibration and failure analysis.
+            np.savetxt(out / name / f"{folder.name}_state.txt", np.stack([r["confidence"], r["states"]], axis=1),
+                       fmt=["%.4f", "%d"], delimiter=",", header="confidence,state (TrackState value)")
             rows.append(r["score"])
             frames += r["frames"]
             seconds += r["seconds"]
-            per_seq.setdefault(folder.name, {})[name] = r["score"].success_auc
+            for k in pooled:
+                pooled[k].append(r[k])
+            events += r["leave_events"]
+            lost_in_time += r["leave_lost"]
+            oversize[folder.name] = r["oversize_run"]
+            seq_auroc = metrics.failure_auroc(r["confidence"], r["labels"])
+            per_seq.setdefault(folder.name, {})[name] = {"auc": r["score"].success_auc, "oversize_run": r["oversize_run"],
+                                                         "auroc": seq_auroc, "leave": (r["leave_events"],
+                                                                                       r["leave_lost"])}
             print(f"{name:9s} {folder.name:28s} AUC {r['score'].success_auc:.3f} P20 {r['score'].precision_20:.3f} "
-                  f"mIoU {r['score'].mask_iou:.3f} {r['frames'] / r['seconds']:.1f} fps", flush=True)
+                  f"mIoU {r['score'].mask_iou:.3f} AUROC {seq_auroc:.3f} >4x-run {r['oversize_run']} "
+                  f"{r['frames'] / r['seconds']:.1f} fps", flush=True)
+        conf_all = np.concatenate(pooled["confidence"])
+        labels_all = np.concatenate(pooled["labels"])
+        worst = max(oversize, key=oversize.get)
         mask_vals = [s.mask_iou for s in rows if not np.isnan(s.mask_iou)]
         results[name] = {
             # Averages over sequences (each sequence weighs the same, as in OTB / GOT-10k reporting).
@@ -210,6 +253,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             "precision_20": float(np.mean([s.precision_20 for s in rows])),
             "norm_precision": float(np.mean([s.norm_precision for s in rows])),
             "mask_iou": float(np.mean(mask_vals)) if mask_vals else float("nan"),
+            # Pooled over every scored frame of the set (long sequences weigh more).
+            "success_auc_pooled": metrics.auc(np.concatenate(pooled["iou"])),
+            "failure_auroc": metrics.failure_auroc(conf_all, labels_all),
+            "auroc_on_frames": int((labels_all == 1).sum()),
+            "auroc_off_frames": int((labels_all == 0).sum()),
+            "max_oversize_run": int(oversize[worst]),
+            "max_oversize_run_sequence": worst,
+            "leave_events": events,
+            "leave_lost_within_10": lost_in_time,
+            "leave_lost_fraction": lost_in_time / events if events else float("nan"),
             "fps": frames / seconds if seconds > 0 else float("nan"),
             "startup_s": startup,
             "total_wall_s": startup + seconds,
@@ -220,18 +273,40 @@ def main(argv: Optional[list[str]] = None) -> int:
     lines = [f"One-pass evaluation on {len(folders)} sequences ({sum(len(s.frames) for s in seqs)} frames"
              f"{'' if args.max_frames is None else f', first {args.max_frames} of each'}); model {args.model}; "
              f"SiamAttn boxes scored {args.box} (--box).", "",
-             "| tracker | success AUC | precision@20px | norm. precision | mask IoU | FPS | start-up s | total wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| tracker | success AUC | AUC pooled | precision@20px | norm. precision | mask IoU | failure AUROC "
+             "| longest >4x run | LOST within 10 | FPS | start-up s | total wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         m = "—" if np.isnan(r["mask_iou"]) else f"{r['mask_iou']:.3f}"
-        lines.append(f"| {name} | {r['success_auc']:.3f} | {r['precision_20']:.3f} | {r['norm_precision']:.3f} | {m} "
-                     f"| {r['fps']:.1f} | {r['startup_s']:.2f} | {r['total_wall_s']:.1f} |")
-    lines += ["", "Success AUC per sequence:", "", "| sequence | " + " | ".join(names) + " |",
-              "|---|" + "---:|" * len(names)]
+        lost = (f"{r['leave_lost_within_10']}/{r['leave_events']}" if r["leave_events"] else "—")
+        lines.append(f"| {name} | {r['success_auc']:.3f} | {r['success_auc_pooled']:.3f} | {r['precision_20']:.3f} "
+                     f"| {r['norm_precision']:.3f} | {m} | {_fmt(r['failure_auroc'])} | {r['max_oversize_run']} "
+                     f"({r['max_oversize_run_sequence']}) | {lost} | {r['fps']:.1f} | {r['startup_s']:.2f} "
+                     f"| {r['total_wall_s']:.1f} |")
+    lines += ["", "success AUC: mean over sequences; AUC pooled: over all scored frames. failure AUROC: confidence of "
+              f"frames with IoU >= {metrics.GOOD_IOU} against frames with IoU < {metrics.BAD_IOU} or the target out of "
+              "view, pooled over the set (OpenCV trackers: their success flag). longest >4x run: most consecutive "
+              "frames with state TRACKING and box area > 4x the truth area (worst sequence). LOST within 10: events "
+              "where the target leaves the view and the state is LOST within 10 frames / all such events.",
+              "", "Success AUC per sequence" + (" (Δ = tracker - csrt)" if "csrt" in names else "") + ":", "",
+              "| sequence | " + " | ".join(f"{n} | Δ" if "csrt" in names and n != "csrt" else n for n in names)
+              + " |", "|---|" + "---:|" * (len(names) + (len(names) - 1 if "csrt" in names else 0))]
     for seq_name, vals in per_seq.items():
-        lines.append(f"| {seq_name} | " + " | ".join(f"{vals[n]:.3f}" for n in names) + " |")
+        cells = []
+        for n in names:
+            cells.append(f"{vals[n]['auc']:.3f}")
+            if "csrt" in names and n != "csrt":
+                cells.append(f"{vals[n]['auc'] - vals['csrt']['auc']:+.3f}")
+        lines.append(f"| {seq_name} | " + " | ".join(cells) + " |")
+    lines += ["", "Failure modes per sequence (failure AUROC / longest >4x TRACKING run / LOST within 10 of "
+              "leave-view events):", "", "| sequence | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for seq_name, vals in per_seq.items():
+        lines.append(f"| {seq_name} | " + " | ".join(
+            f"{_fmt(vals[n]['auroc'])} / {vals[n]['oversize_run']} / "
+            + (f"{vals[n]['leave'][1]}/{vals[n]['leave'][0]}" if vals[n]['leave'][0] else "—") for n in names) + " |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    json.dump({n: {k: v for k, v in r.items() if k != "curves"} for n, r in results.items()},
+    json.dump({n: {**{k: v for k, v in r.items() if k != "curves"},
+                   "per_sequence": {sq: vals[n] for sq, vals in per_seq.items()}} for n, r in results.items()},
               open(out / "results.json", "w"), indent=1)
     print("\n".join(lines))
     return 0
