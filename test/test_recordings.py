@@ -86,6 +86,18 @@ def test_annotations_regenerate_from_keyframes():
         make_recordings.interpolate_keyframes(np.array([[10, 0, 0, 1, 1], [20, 0, 0, 1, 1]]), 5, 20)
 
 
+def test_keyframes_with_absent_target(tmp_path):
+    kf = tmp_path / "keyframes.txt"
+    kf.write_text("# frame,x,y,w,h\n0,0,0,10,10\n2,4,0,10,10\n3,absent\n5,absent\n6,6,6,10,10\n8,8,8,12,12\n")
+    k = make_recordings.read_keyframes(kf)
+    assert k.shape == (6, 5) and np.isnan(k[2, 1:]).all() and k[2, 0] == 3
+    boxes = make_recordings.interpolate_keyframes(k, 0, 8)
+    np.testing.assert_allclose(boxes[[0, 1, 2, 6, 7, 8]], [[0, 0, 10, 10], [2, 0, 10, 10], [4, 0, 10, 10],
+                                                            [6, 6, 10, 10], [7, 7, 11, 11], [8, 8, 12, 12]])
+    # Frames 3..5 (absent key frames and between them) are NaN; 2 and 6 (present key frames next to them) are not.
+    assert np.isnan(boxes[3:6]).all()
+
+
 @pytest.mark.skipif(not VTEST.is_file(), reason="opencv-doc not installed (apt-get install opencv-doc)")
 @pytest.mark.parametrize("name", NAMES)
 def test_make_recordings_reproduces_the_bundled_bag(name, tmp_path):

@@ -44,17 +44,32 @@ class Source:
 
 
 def interpolate_keyframes(keyframes: np.ndarray, first: int, last: int) -> np.ndarray:
-    """Linear interpolation of key-frame boxes (rows frame, x, y, w, h) to every frame first..last (inclusive)."""
+    """Linear interpolation of key-frame boxes (rows frame, x, y, w, h) to every frame first..last (inclusive).
+
+    A key frame whose box is NaN marks the target absent (out of view / fully hidden): that frame, and every frame
+    between it and its neighbouring key frames, get a NaN row."""
     k = np.asarray(keyframes, np.float64)
     if k[0, 0] > first or k[-1, 0] < last:
         raise ValueError(f"key frames {k[0, 0]:.0f}..{k[-1, 0]:.0f} do not cover frames {first}..{last}")
     frames = np.arange(first, last + 1)
-    return np.stack([np.interp(frames, k[:, 0], k[:, j]) for j in range(1, 5)], axis=1)
+    out = np.stack([np.interp(frames, k[:, 0], k[:, j]) for j in range(1, 5)], axis=1)
+    absent = np.isnan(k[:, 1:]).any(axis=1)
+    for i, f in enumerate(frames):
+        j = int(np.searchsorted(k[:, 0], f, side="right")) - 1  # key frame at or before f
+        exact = k[j, 0] == f
+        if absent[j] or (not exact and j + 1 < len(k) and absent[j + 1]):
+            out[i] = np.nan
+    return out
 
 
 def read_keyframes(path: Path) -> np.ndarray:
-    rows = [[float(v) for v in line.split(",")] for line in path.read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    """Rows frame, x, y, w, h; a line "frame,absent" gives a NaN box (target not in view)."""
+    rows = []
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        vals = [v.strip() for v in line.split(",")]
+        rows.append([float(vals[0])] + ([np.nan] * 4 if vals[1:] == ["absent"] else [float(v) for v in vals[1:]]))
     return np.array(rows)
 
 
@@ -70,7 +85,9 @@ def regenerate_annotations() -> list[Path]:
         if not kf.is_file():
             continue
         first, last = _frame_range(d)
-        write_groundtruth(d / "groundtruth.txt", interpolate_keyframes(read_keyframes(kf), first, last))
+        boxes = interpolate_keyframes(read_keyframes(kf), first, last)
+        write_groundtruth(d / "groundtruth.txt", boxes)
+        (d / "absence.label").write_text("".join(f"{int(v)}\n" for v in np.isnan(boxes).any(axis=1)))
         out.append(d / "groundtruth.txt")
     return out
 
