@@ -142,3 +142,22 @@ def test_leave_events_lost_within_window():
     assert metrics.leave_events(vis, lost) == (2, 1)
     assert metrics.leave_events(vis, lost, within=2) == (2, 0)
     assert metrics.leave_events(np.ones(5, bool), np.zeros(5, bool)) == (0, 0)
+
+
+def test_describe_sequence_statistics():
+    from siamattn_ros.data.sequence import Sequence
+    from siamattn_ros.tools.evaluate import describe_sequence, describe_table
+
+    frames = [np.full((100, 200, 3), 7, np.uint8) for _ in range(5)]
+    boxes = np.array([[0, 10, 20, 30], [50, 10, 40, 10], [NAN] * 4, [NAN] * 4, [100, 20, 100, 40]], float)
+    vis = ~np.isnan(boxes).any(axis=1)
+    d = describe_sequence(Sequence(frames, boxes, None, vis, name="s"))
+    assert d["frames"] == 5 and d["absent"] == 2 and d["leave_events"] == 1 and d["returns"] == 1
+    assert d["grey"] and d["size"] == "200x100"
+    assert d["box_w"] == (20.0, 40.0, 100.0) and d["box_h"] == (10.0, 30.0, 40.0)
+    # sqrt(w h) = sqrt(600), 20, sqrt(4000); width fractions 0.1, 0.2, 0.5; border: frame 0 (x = 0), frame 4 (x+w = 200).
+    np.testing.assert_allclose(d["sqrt_area"], (20.0, np.sqrt(600), np.sqrt(4000)))
+    np.testing.assert_allclose(d["w_frac"], (0.1, 0.2, 0.5))
+    assert d["border_frames"] == 2
+    table = describe_table([d])
+    assert table[2].startswith("| s | 5 | 2 (1 / 1) | 200x100 | yes |") and "**total** | 5 |" in table[-1]

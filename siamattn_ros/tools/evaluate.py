@@ -178,6 +178,44 @@ def _plots(results: dict, out: Path) -> None:
         plt.close(fig)
 
 
+def describe_sequence(seq) -> dict:
+    """Statistics of one sequence's truth (for docs/EVALUATION.md): frames, out-of-view frames and events, frame size,
+    grey footage, target size (px and fraction of the frame width), frames where the box touches the image border."""
+    b = np.asarray(seq.boxes_xywh, np.float64)
+    vis = np.asarray(seq.visible, bool)
+    h, w = seq.frames[0].shape[:2]
+    f0 = seq.frames[0]
+    grey = bool(f0.ndim == 3 and (f0[..., 0] == f0[..., 1]).all() and (f0[..., 1] == f0[..., 2]).all())
+    v = b[vis]
+    touch = ((v[:, 0] <= 1) | (v[:, 1] <= 1) | (v[:, 0] + v[:, 2] >= w - 1) | (v[:, 1] + v[:, 3] >= h - 1))
+    leave = int((vis[:-1] & ~vis[1:]).sum())
+    back = int((~vis[:-1] & vis[1:]).sum())
+    side = np.sqrt(v[:, 2] * v[:, 3])
+    return {"name": seq.name, "frames": int(len(b)), "absent": int((~vis).sum()), "leave_events": leave,
+            "returns": back, "size": f"{w}x{h}", "grey": grey,
+            "box_w": (float(v[:, 2].min()), float(np.median(v[:, 2])), float(v[:, 2].max())),
+            "box_h": (float(v[:, 3].min()), float(np.median(v[:, 3])), float(v[:, 3].max())),
+            "sqrt_area": (float(side.min()), float(np.median(side)), float(side.max())),
+            "w_frac": (float((v[:, 2] / w).min()), float(np.median(v[:, 2] / w)), float((v[:, 2] / w).max())),
+            "border_frames": int(touch.sum())}
+
+
+def describe_table(stats: list[dict]) -> list[str]:
+    """Markdown table of describe_sequence() rows, with a total line."""
+    lines = ["| sequence | frames | absent (events / returns) | frame | grey | box w min/med/max | box h min/med/max "
+             "| √(wh) min/med/max | w / frame w med (max) | box at border |",
+             "|---|---:|---|---|---|---|---|---|---|---:|"]
+    for d in stats:
+        lines.append(f"| {d['name']} | {d['frames']} | {d['absent']} ({d['leave_events']} / {d['returns']}) "
+                     f"| {d['size']} | {'yes' if d['grey'] else 'no'} | "
+                     + " | ".join("/".join(f"{x:.0f}" for x in d[k]) for k in ("box_w", "box_h", "sqrt_area"))
+                     + f" | {d['w_frac'][1]:.2f} ({d['w_frac'][2]:.2f}) | {d['border_frames']} |")
+    lines.append(f"| **total** | {sum(d['frames'] for d in stats)} | {sum(d['absent'] for d in stats)} "
+                 f"({sum(d['leave_events'] for d in stats)} / {sum(d['returns'] for d in stats)}) | | "
+                 f"{sum(d['grey'] for d in stats)} seq. | | | | | {sum(d['border_frames'] for d in stats)} |")
+    return lines
+
+
 def _fmt(v: float) -> str:
     return "—" if np.isnan(v) else f"{v:.3f}"
 
@@ -195,6 +233,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--out", default="results", help="output folder")
     ap.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--describe", action="store_true",
+                    help="print statistics of the sequences' truth (target size, absence, border contact) and exit")
     ap.add_argument("--generate-heldout", type=int, default=0, metavar="N",
                     help="first write N held-out semi-synthetic sequences into the first --sequences folder")
     args = ap.parse_args(argv)
@@ -210,6 +250,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not folders:
         raise SystemExit(f"no sequence folders (with groundtruth.txt) under {args.sequences}")
     seqs = [read_sequence(f) for f in folders]
+    if args.describe:
+        print("\n".join(describe_table([describe_sequence(s) for s in seqs])))
+        return 0
     names = [s.strip() for s in args.trackers.split(",") if s.strip()]
     results: dict = {}
     per_seq: dict = {}
