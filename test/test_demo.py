@@ -27,13 +27,9 @@ def test_demo_without_the_model_says_so_and_fails(tmp_path):
 
 
 def test_demo_writes_video_plot_and_table(tmp_path):
-    import torch
+    from siamattn_ros.testing.checkpoints import random_checkpoint
 
-    from siamattn_ros.model import build_model, save_checkpoint
-
-    torch.manual_seed(7)
-    ckpt = tmp_path / "random_siamattn_mnv2.pth"
-    save_checkpoint(build_model("siamattn_mnv2"), ckpt)
+    ckpt = random_checkpoint(tmp_path / "random_siamattn_mnv2.pth", seed=7)
     out = tmp_path / "demo_output"
     n = 12
     proc = _demo("--model", str(ckpt), "--out", str(out), "--max-frames", str(n))

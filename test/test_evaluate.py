@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from siamattn_ros.data import sources
@@ -65,16 +64,12 @@ def test_mask_iou():
 @pytest.mark.skipif(not sources.available(), reason=f"opencv-doc data not installed at {sources.OPENCV_DATA}")
 def test_evaluate_command_on_generated_sequence(tmp_path):
     from siamattn_ros.data import SequenceSpec, make_sequence, write_sequence
-    from siamattn_ros.model import build_model, save_checkpoint
+    from siamattn_ros.testing.checkpoints import TINY_MODEL, random_checkpoint
     from siamattn_ros.tools import evaluate
-    from test_train_loop import TINY_MODEL
 
     seq = make_sequence(SequenceSpec(num_frames=8, width=200, height=150, object_size=(40.0, 60.0)), 21)
     write_sequence(seq, tmp_path / "seqs" / "s21")
-    torch.manual_seed(0)
-    from siamattn_ros.model import ModelConfig
-    ckpt = tmp_path / "tiny_mnv2.pth"
-    save_checkpoint(build_model(ModelConfig.from_dict(TINY_MODEL)), ckpt)
+    ckpt = random_checkpoint(tmp_path / "tiny_mnv2.pth", seed=0, model=TINY_MODEL)
     out = tmp_path / "res"
     rc = evaluate.main(["--sequences", str(tmp_path / "seqs"), "--trackers", "siamattn,csrt,kcf",
                         "--model", str(ckpt), "--out", str(out), "--threads", "1"])

@@ -79,14 +79,6 @@ def test_curves_over_no_scored_frame_are_nan_not_zero():
         assert np.isnan(metrics.precision_curve(empty)).all()
 
 
-def _tiny(backbone: str) -> dict:
-    return dict(name=f"tiny_{backbone}", backbone=backbone, backbone_pretrained=False,
-                normalize_input=backbone == "mobilenet_v2", neck_channels=16, attention_key_channels=4,
-                rpn_hidden=16, fusion_channels=16, mask_offset_input_size=4, mask_offset_hidden=32,
-                bbox_offset_input_size=4, bbox_offset_hidden=32, mask_head_convs=1, mask_head_channels=16,
-                bbox_fc_hidden=32)
-
-
 MISLEADING = [("mobilenet_v2", "tracker_v2_r50.pth", "embedded"),
               ("resnet50_atrous", "siamattn_mnv2_embedded_copy.pth", "vot2018")]
 
@@ -96,14 +88,11 @@ def misleading_checkpoints(tmp_path_factory):
     """A random-weight checkpoint of each backbone under a file name that suggests the other one."""
     import torch
 
-    from siamattn_ros.model import ModelConfig, build_model, save_checkpoint
+    from siamattn_ros.testing.checkpoints import random_checkpoint, tiny_model
 
     torch.set_num_threads(1)
-    out = {}
-    for backbone, name, _ in MISLEADING:
-        out[backbone] = tmp_path_factory.mktemp(backbone) / name
-        save_checkpoint(build_model(ModelConfig.from_dict(_tiny(backbone)), pretrained=False), out[backbone])
-    return out
+    return {backbone: random_checkpoint(tmp_path_factory.mktemp(backbone) / name, model=tiny_model(backbone))
+            for backbone, name, _ in MISLEADING}
 
 
 @pytest.mark.parametrize("backbone, misleading_name, expected", MISLEADING)

@@ -122,11 +122,9 @@ def test_ros2_launch_starts_a_working_node(tmp_path):
     except Exception as exc:
         pytest.skip(f"siamattn_ros is not installed in an ament prefix (colcon build + source install): {exc}")
     torch = pytest.importorskip("torch")
-    from siamattn_ros.model import build_model, save_checkpoint
+    from siamattn_ros.testing.checkpoints import random_checkpoint
 
-    torch.manual_seed(0)
-    ckpt = tmp_path / "mnv2_random.pth"
-    save_checkpoint(build_model("siamattn_mnv2"), ckpt)
+    ckpt = random_checkpoint(tmp_path / "mnv2_random.pth", seed=0)
     proc = subprocess.Popen(["ros2", "launch", "siamattn_ros", "tracker.launch.py", f"model:={ckpt}",
                              "device:=cpu", "namespace:=launch_test", "image_topic:=/launch_test/image_raw"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

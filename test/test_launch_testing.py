@@ -38,14 +38,9 @@ except Exception as exc:  # ImportError or PackageNotFoundError
 
 
 def _random_checkpoint() -> str:
-    import torch
+    from siamattn_ros.testing.checkpoints import random_checkpoint
 
-    from siamattn_ros.model import build_model, save_checkpoint
-
-    torch.manual_seed(0)
-    path = Path(tempfile.mkdtemp(prefix="siamattn_launch_")) / "mnv2_random.pth"
-    save_checkpoint(build_model("siamattn_mnv2"), path)
-    return str(path)
+    return str(random_checkpoint(Path(tempfile.mkdtemp(prefix="siamattn_launch_")) / "mnv2_random.pth", seed=0))
 
 
 @pytest.mark.launch_test

@@ -18,9 +18,12 @@ torch = pytest.importorskip("torch", reason="torch is not installed")
 from sensor_msgs.msg import Image  # noqa: E402
 
 from siamattn_ros.msg import BoundingBox2D, TrackResult  # noqa: E402
-from siamattn_ros.ros.driver import TrackerDriver, box_msg, make_header, synthetic_frame  # noqa: E402
-from siamattn_ros.ros.frames import stamp_to_ns  # noqa: E402
-from siamattn_ros.ros.node_process import NodeProcess  # noqa: E402
+from siamattn_ros.interface.convert import stamp_to_ns  # noqa: E402
+from siamattn_ros.ros.messages import xywh_to_box  # noqa: E402
+from siamattn_ros.testing.checkpoints import random_checkpoint  # noqa: E402
+from siamattn_ros.testing.frames import synthetic_frame  # noqa: E402
+from siamattn_ros.testing.node_process import NodeProcess  # noqa: E402
+from siamattn_ros.testing.ros_client import TrackerDriver, make_header  # noqa: E402
 
 NODE_PARAMS = {"device": "cpu", "num_threads": 1, "frame_buffer_length": 30, "fast_forward_max_frames": 0,
                "diagnostics_period": 0.5}
@@ -29,12 +32,7 @@ TRACKING_STATES = (TrackResult.TRACKING, TrackResult.LOW_CONFIDENCE, TrackResult
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from siamattn_ros.model import build_model, save_checkpoint
-
-    torch.manual_seed(1234)
-    path = tmp_path_factory.mktemp("ckpt") / "siamattn_mnv2_random.pth"
-    save_checkpoint(build_model("siamattn_mnv2"), path)
-    return path
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "siamattn_mnv2_random.pth", seed=1234)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +102,7 @@ def test_tracking_results_mask_and_overlay_carry_the_source_header(node, driver)
     image, (x, y, w, h) = synthetic_frame(0)
     first = driver.image_msg(image, clock.next())
     driver.publish_and_wait(first)
-    driver.publish_init(make_header(0), box_msg(x, y, w, h))  # zero stamp: the latest frame
+    driver.publish_init(make_header(0), xywh_to_box((x, y, w, h)))  # zero stamp: the latest frame
     assert driver.wait_until(lambda: any(r.state == TrackResult.INITIALIZING and r.header == first.header
                                          for r in driver.results), 30), "no INITIALIZING result for the latest frame"
     init = [r for r in driver.results if r.state == TrackResult.INITIALIZING and r.header == first.header][-1]
@@ -139,7 +137,7 @@ def test_init_on_a_past_frame_matches_offline_init_on_that_frame(node, driver, c
     k = 4  # the user drew the box on frame 4; the node has seen up to frame 9
     init_msg, _, (x, y, w, h) = frames[k]
     before = len(driver.results)
-    driver.publish_init(init_msg.header, box_msg(x, y, w, h))
+    driver.publish_init(init_msg.header, xywh_to_box((x, y, w, h)))
     last_stamp = stamp_to_ns(frames[-1][0].header.stamp)
     assert driver.wait_until(lambda: any(stamp_to_ns(r.header.stamp) == last_stamp and r.state != TrackResult.STOPPED
                                          for r in driver.results[before:]), 60), "fast-forward did not reach frame 9"
@@ -165,7 +163,7 @@ def test_unknown_stamp_is_refused_with_an_error_result(node, driver):
     image, (x, y, w, h) = synthetic_frame(0)
     driver.publish_and_wait(driver.image_msg(image, clock.next()))
     bogus = make_header(123_456_789_000, "user_click")
-    driver.publish_init(bogus, box_msg(x, y, w, h))
+    driver.publish_init(bogus, xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.header == bogus for r in driver.results), 20)
     err = [r for r in driver.results if r.header == bogus][-1]
     assert err.state == TrackResult.ERROR and "not in the frame buffer" in err.status_message
@@ -174,7 +172,7 @@ def test_unknown_stamp_is_refused_with_an_error_result(node, driver):
     image, _ = synthetic_frame(1)
     msg = driver.image_msg(image, clock.next())
     assert driver.publish_and_wait(msg).state == TrackResult.STOPPED
-    driver.publish_init(msg.header, box_msg(x, y, w, h))
+    driver.publish_init(msg.header, xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
                                          for r in driver.results), 20)
 
@@ -190,7 +188,7 @@ def test_malformed_box_is_refused_and_tracking_continues(node, driver, box, frag
     image, (x, y, w, h) = synthetic_frame(0)
     msg = driver.image_msg(image, clock.next())
     driver.publish_and_wait(msg)
-    driver.publish_init(make_header(0), box_msg(x, y, w, h))
+    driver.publish_init(make_header(0), xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
                                          for r in driver.results), 20)
     bad_header = make_header(stamp_to_ns(msg.header.stamp))
@@ -231,7 +229,7 @@ def test_image_size_change_stops_the_track_then_a_new_init_works(node, driver):
     image, (x, y, w, h) = synthetic_frame(0)
     msg = driver.image_msg(image, clock.next())
     driver.publish_and_wait(msg)
-    driver.publish_init(msg.header, box_msg(x, y, w, h))
+    driver.publish_init(msg.header, xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
                                          for r in driver.results), 20)
     big, _ = synthetic_frame(1, width=200, height=150)
@@ -241,7 +239,7 @@ def test_image_size_change_stops_the_track_then_a_new_init_works(node, driver):
     big, (x, y, w, h) = synthetic_frame(2, width=200, height=150)
     msg = driver.image_msg(big, clock.next())
     driver.publish_and_wait(msg)
-    driver.publish_init(msg.header, box_msg(x, y, w, h))
+    driver.publish_init(msg.header, xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
                                          for r in driver.results), 20)
     res = driver.publish_and_wait(driver.image_msg(synthetic_frame(3, width=200, height=150)[0], clock.next()))
@@ -253,7 +251,7 @@ def test_reset_service_stops_tracking(node, driver):
     image, (x, y, w, h) = synthetic_frame(0)
     msg = driver.image_msg(image, clock.next())
     driver.publish_and_wait(msg)
-    driver.publish_init(msg.header, box_msg(x, y, w, h))
+    driver.publish_init(msg.header, xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
                                          for r in driver.results), 20)
     before = len(driver.results)
@@ -269,7 +267,7 @@ def test_init_service_initialises_on_the_carried_image(node, driver):
     clock = Clock(900)
     image, (x, y, w, h) = synthetic_frame(3)
     req_image = driver.image_msg(image, clock.next(), "service_frame")
-    response = driver.init_service(req_image, box_msg(x, y, w, h))
+    response = driver.init_service(req_image, xywh_to_box((x, y, w, h)))
     assert response.success and response.message == "" and response.init_id >= 1
     assert driver.wait_until(lambda: any(r.header == req_image.header and r.init_id == response.init_id
                                          and r.state == TrackResult.INITIALIZING for r in driver.results), 20)
@@ -330,7 +328,7 @@ def test_load_60hz_only_the_newest_frame_is_ever_processed(node, driver):
     image0, (x, y, w, h) = synthetic_frame(0)
     msg0 = driver.image_msg(image0, time.time_ns())
     driver.publish_and_wait(msg0)
-    driver.publish_init(msg0.header, box_msg(x, y, w, h))
+    driver.publish_init(msg0.header, xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.header == msg0.header and r.state == TrackResult.INITIALIZING
                                          for r in driver.results), 20)
     before = len(driver.results)
@@ -415,7 +413,7 @@ def test_reset_is_served_while_the_worker_is_busy_and_cuts_the_catch_up_short(no
         frames.append((msg, box))
     first_msg, (x, y, w, h) = frames[0]
     before = len(driver.results)
-    driver.publish_init(first_msg.header, box_msg(x, y, w, h))
+    driver.publish_init(first_msg.header, xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.state == TrackResult.INITIALIZING for r in driver.results[before:]), 20)
     response = driver.reset()
     assert response.success

@@ -11,18 +11,17 @@ torch = pytest.importorskip("torch", reason="torch is not installed")
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from siamattn_ros.msg import TrackResult  # noqa: E402
-from siamattn_ros.ros.driver import TrackerDriver, box_msg, make_header, synthetic_frame  # noqa: E402
-from siamattn_ros.ros.frames import stamp_to_ns  # noqa: E402
-from siamattn_ros.ros.node_process import NodeProcess  # noqa: E402
+from siamattn_ros.interface.convert import stamp_to_ns  # noqa: E402
+from siamattn_ros.ros.messages import xywh_to_box  # noqa: E402
+from siamattn_ros.testing.checkpoints import random_checkpoint  # noqa: E402
+from siamattn_ros.testing.frames import synthetic_frame  # noqa: E402
+from siamattn_ros.testing.node_process import NodeProcess  # noqa: E402
+from siamattn_ros.testing.ros_client import TrackerDriver, make_header  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from siamattn_ros.model import build_model, save_checkpoint
-
-    torch.manual_seed(99)
-    ckpt = tmp_path_factory.mktemp("ckpt") / "mnv2_random.pth"
-    save_checkpoint(build_model("siamattn_mnv2"), ckpt)
+    ckpt = random_checkpoint(tmp_path_factory.mktemp("ckpt") / "mnv2_random.pth", seed=99)
     proc = NodeProcess(params={"model": str(ckpt), "device": "cpu", "num_threads": 1, "image_transport": "compressed",
                                "qos_reliability": "reliable"},
                        remaps={"image": "/cam/image_raw/compressed"}, namespace="cam")
@@ -50,7 +49,7 @@ def test_compressed_frames_are_tracked_under_a_namespace(setup):
     assert isinstance(msg, CompressedImage)
     res = driver.publish_and_wait(msg)
     assert res.header == msg.header and res.state == TrackResult.STOPPED
-    driver.publish_init(make_header(0), box_msg(x, y, w, h))
+    driver.publish_init(make_header(0), xywh_to_box((x, y, w, h)))
     assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
                                          for r in driver.results), 20)
     for i in range(1, 4):

@@ -15,7 +15,8 @@ from std_msgs.msg import Header  # noqa: E402
 
 from siamattn_ros.msg import BoundingBox2D, TrackResult as TrackResultMsg  # noqa: E402
 from siamattn_ros.ros import messages, params, qos  # noqa: E402
-from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward, stamp_to_ns  # noqa: E402
+from siamattn_ros.interface.convert import box_msg_to_xywh, stamp_to_ns  # noqa: E402
+from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward  # noqa: E402
 from siamattn_ros.tracker.result import TrackResult, TrackState  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,7 +167,7 @@ def test_image_qos_is_depth_one_with_selectable_reliability():
 def test_box_convention_is_top_left_plus_half_size():
     box = messages.xywh_to_box([100.0, 50.0, 80.0, 60.0])
     assert (box.center_x, box.center_y, box.width, box.height, box.angle) == (140.0, 80.0, 80.0, 60.0, 0.0)
-    assert messages.box_to_xywh(box) == (100.0, 50.0, 80.0, 60.0)
+    assert box_msg_to_xywh(box) == (100.0, 50.0, 80.0, 60.0)
 
 
 @pytest.mark.parametrize("box,fragment", [

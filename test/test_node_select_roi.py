@@ -15,7 +15,8 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
 from siamattn_ros.msg import InitBox  # noqa: E402
-from siamattn_ros.ros.driver import make_header, synthetic_frame  # noqa: E402
+from siamattn_ros.testing.frames import synthetic_frame  # noqa: E402
+from siamattn_ros.testing.ros_client import make_header  # noqa: E402
 from siamattn_ros.ros.image_conv import to_image_msg  # noqa: E402
 from siamattn_ros.ros.qos import init_qos, output_qos  # noqa: E402
 from siamattn_ros.ros.select_roi import RoiSelector, gui_available  # noqa: E402

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("rclpy", reason="rclpy is not installed (run `make test`, which installs it)")
 pytest.importorskip("torch", reason="torch is not installed")
 
-from siamattn_ros.ros.node_process import NodeProcess  # noqa: E402
+from siamattn_ros.testing.node_process import NodeProcess  # noqa: E402
 
 
 @pytest.mark.parametrize("params,expected", [

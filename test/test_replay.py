@@ -15,7 +15,7 @@ from siamattn_ros.replay.bag import BagWriter, bag_topics, deserialize, read_mes
 from siamattn_ros.replay.player import BagPlayer, raw_topic_for
 from siamattn_ros.replay.recorder import TopicRecorder
 from siamattn_ros.replay.recording import IMAGE_TOPIC, RAW_IMAGE_TOPIC, RECORDINGS_DIR, TRUTH_TOPIC
-from siamattn_ros.replay.ros_host import RosHost
+from siamattn_ros.testing.ros_client import RosHost
 from siamattn_ros.replay.typestore import typestore
 
 REPO = Path(__file__).resolve().parents[1]

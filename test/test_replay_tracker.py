@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from siamattn_ros.replay.bag import deserialize, read_messages
-from siamattn_ros.replay.session import INITIALIZING, LOST, LOW_CONFIDENCE, STOPPED, TRACKING, run_tracker
+from siamattn_ros.interface.states import CLAIMING_STATES, TrackState
+from siamattn_ros.replay.session import run_tracker
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "siamattn_mnv2_embedded.pth"
@@ -43,14 +44,9 @@ TRANSPORT = {"vtest_woman": "compressed", "synth_butterfly": "raw", "synth_reent
 def model_path(tmp_path_factory) -> Path:
     if HAVE_SHIPPED:
         return SHIPPED
-    import torch
+    from siamattn_ros.testing.checkpoints import random_checkpoint
 
-    from siamattn_ros.model import build_model, save_checkpoint
-
-    torch.manual_seed(1234)
-    path = tmp_path_factory.mktemp("ckpt") / "random_siamattn_mnv2.pth"
-    save_checkpoint(build_model("siamattn_mnv2"), path)
-    return path
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random_siamattn_mnv2.pth", seed=1234)
 
 
 @pytest.fixture(scope="module")
@@ -81,18 +77,18 @@ def test_results_match_bag_frames_and_past_stamp_init(runs, name):
         assert (r.stamp_ns, r.frame_id) in frames, (r.stamp_ns, r.frame_id)
     before = [r for r in run.results if r.init_id == 0]
     after = [r for r in run.results if r.init_id >= 1]
-    assert before and all(r.state == STOPPED for r in before)
+    assert before and all(r.state == TrackState.STOPPED for r in before)
     # The init is applied on frame 0 (a past frame when it was sent: frames 1-3 had been published) and
     # announced once, with the box that was sent.
-    inits = [r for r in after if r.state == INITIALIZING]
+    inits = [r for r in after if r.state == TrackState.INITIALIZING]
     assert len(inits) == 1 and inits[0].stamp_ns == rec.frames[0].stamp_ns and inits[0].frames_since_init == 0
     np.testing.assert_allclose(inits[0].box_xywh, rec.truth[0], atol=0.6)
     assert all(r.init_id == 1 for r in after)
     # Then exactly one result per frame 1..n-1, in frame order, counting frames since init.
-    tracked = [r for r in after if r.state != INITIALIZING]
+    tracked = [r for r in after if r.state != TrackState.INITIALIZING]
     assert [frames[(r.stamp_ns, r.frame_id)] for r in tracked] == list(range(1, n))
     assert [r.frames_since_init for r in tracked] == list(range(1, n))
-    assert all(r.state in (TRACKING, LOW_CONFIDENCE, LOST) for r in tracked)
+    assert all(r.state in (TrackState.TRACKING, TrackState.LOW_CONFIDENCE, TrackState.LOST) for r in tracked)
     # The /track/result stream recorded into a bag (our message type registered) reads back the same.
     stored = [deserialize(m) for m in read_messages(bag)]
     assert [(m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id, m.state, m.init_id) for m in stored] \
@@ -103,7 +99,7 @@ def test_results_match_bag_frames_and_past_stamp_init(runs, name):
 def test_vtest_shipped_model_iou(runs):
     run, _ = runs("vtest_woman")
     ious = run.evaluated_ious()
-    print(f"vtest_woman: mean IoU {np.nanmean(ious):.3f}, LOST frames {(run.states == LOST).sum()}, "
+    print(f"vtest_woman: mean IoU {np.nanmean(ious):.3f}, LOST frames {(run.states == TrackState.LOST).sum()}, "
           f"{run.fps:.1f} fps lock-step")
     assert np.nanmean(ious) >= VTEST_MEAN_IOU_BAR
 
@@ -118,7 +114,7 @@ def _recovery(run, back: int, ious: np.ndarray):
     """States, IoUs and a re-acquired flag for the RECOVERY_WITHIN_FRAMES frames from the target's return."""
     after = np.arange(back, min(len(run.recording), back + RECOVERY_WITHIN_FRAMES))
     iou_after = np.nan_to_num(ious[after - 1])  # ious[k] is frame k + 1
-    ok = np.isin(run.states[after], (TRACKING, LOW_CONFIDENCE)) & (iou_after >= RECOVERED_IOU)
+    ok = np.isin(run.states[after], CLAIMING_STATES) & (iou_after >= RECOVERED_IOU)
     return run.states[after], iou_after, bool(ok.any())
 
 
@@ -129,8 +125,8 @@ def test_synth_shipped_model_lost_while_out_of_view(runs, name):
     first_gone, back, _ = _absence(run)
     states_gone = run.states[first_gone:back]
     print(f"{name}: out of view {first_gone}..{back - 1}: states {states_gone.tolist()}")
-    assert (states_gone == LOST).any(), "never reported LOST while the target was out of view"
-    assert not np.isin(states_gone[-10:], (TRACKING,)).all(), "claims TRACKING on an absent target"
+    assert (states_gone == TrackState.LOST).any(), "never reported LOST while the target was out of view"
+    assert not np.isin(states_gone[-10:], (TrackState.TRACKING,)).all(), "claims TRACKING on an absent target"
 
 
 @needs_shipped

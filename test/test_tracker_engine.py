@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from siamattn_ros.interface.metrics import box_iou
+from siamattn_ros.testing.frames import synthetic_sequence
 from siamattn_ros.tracker import Tracker, TrackerConfig, TrackState, build_tracker
 from siamattn_ros.tracker.build import find_embedded_checkpoint
 from siamattn_ros.tracker.ncc_model import NCCModel
@@ -21,41 +23,8 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def iou(a, b) -> float:
-    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
-    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
-    iw, ih = max(0.0, min(ax2, bx2) - max(ax1, bx1)), max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = iw * ih
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+    return float(box_iou(a, b)[0])
 
-
-def synthetic_sequence(seed: int = 3):
-    """A textured square moving right while growing, leaving the frame on the right, then coming back.
-
-    Returns frames, exact boxes (x, y, w, h; the object's full extent, also when partly outside) and the visible
-    fraction of the object per frame.
-    """
-    rng = np.random.default_rng(seed)
-    noise = rng.normal(0, 1, (H // 4, W // 4, 3)).astype(np.float32)
-    bg = cv2.resize(cv2.GaussianBlur(noise, (0, 0), 2.0), (W, H), interpolation=cv2.INTER_CUBIC)
-    bg = np.clip(110 + 25 * bg / bg.std(), 0, 255).astype(np.uint8)
-    texture = rng.integers(0, 256, (6, 6, 3)).astype(np.uint8)
-    # Key frames (frame, centre x, centre y, side): in, growing; out on the right; back in.
-    keys = np.array([[0, 70, 130, 40], [20, 190, 110, 50], [36, 350, 110, 50], [46, 350, 110, 50],
-                     [60, 260, 120, 50]], np.float64)
-    frames, boxes, visible = [], [], []
-    for f in range(int(keys[-1, 0]) + 1):
-        cx, cy, side = (np.interp(f, keys[:, 0], keys[:, k]) for k in (1, 2, 3))
-        side_i = int(round(side))
-        obj = cv2.resize(texture, (side_i, side_i), interpolation=cv2.INTER_NEAREST)
-        x0, y0 = int(round(cx - side_i / 2)), int(round(cy - side_i / 2))
-        img = bg.copy()
-        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + side_i, W), min(y0 + side_i, H)
-        if ix1 > ix0 and iy1 > iy0:
-            img[iy0:iy1, ix0:ix1] = obj[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
-        frames.append(img)
-        boxes.append(np.array([x0, y0, side_i, side_i], np.float64))
-        visible.append(max(0, ix1 - ix0) * max(0, iy1 - iy0) / side_i ** 2)
-    return frames, boxes, np.array(visible)
 
 
 def _run(tracker: Tracker, frames, first_box, want_mask: bool = True):

@@ -247,18 +247,16 @@ def test_evaluate_scores_the_unclipped_state_box_on_request():
 
 
 def test_track_cli_writes_the_unclipped_box_on_request(tmp_path):
-    from siamattn_ros.model import build_model, save_checkpoint
+    from siamattn_ros.testing.checkpoints import random_checkpoint
+    from siamattn_ros.testing.frames import synthetic_sequence
     from siamattn_ros.tools import track as track_cli
-    from test_tracker_engine import synthetic_sequence
 
     frames, _, _ = synthetic_sequence()
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, f in enumerate(frames[:3]):
         cv2.imwrite(str(folder / f"{i:05d}.png"), f)
-    torch.manual_seed(0)
-    ckpt = tmp_path / "mnv2.pth"
-    save_checkpoint(build_model("siamattn_mnv2", pretrained=False), ckpt)
+    ckpt = random_checkpoint(tmp_path / "mnv2.pth", seed=0, pretrained=False)
     rows = {}
     for mode in ("clipped", "unclipped"):
         out = tmp_path / f"{mode}.csv"

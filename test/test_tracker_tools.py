@@ -6,15 +6,13 @@ import csv
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from siamattn_ros.model import build_model, save_checkpoint
+from siamattn_ros.testing.checkpoints import random_checkpoint
+from siamattn_ros.testing.frames import synthetic_sequence
 from siamattn_ros.tools import track as track_cli
 from siamattn_ros.tracker import TrackResult, TrackState
 from siamattn_ros.tracker.mask import box_polygon
 from siamattn_ros.tracker.overlay import draw_overlay
-
-from test_tracker_engine import synthetic_sequence
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -42,10 +40,7 @@ def test_draw_overlay_draws_box_mask_and_text_without_touching_input():
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """One of our checkpoints (random weights: the CLI's plumbing is under test, not tracking quality)."""
-    path = tmp_path_factory.mktemp("ckpt") / "mnv2.pth"
-    torch.manual_seed(0)
-    save_checkpoint(build_model("siamattn_mnv2", pretrained=False), path)
-    return path
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "mnv2.pth", seed=0, pretrained=False)
 
 
 def test_track_cli_writes_csv_and_overlay(tmp_path, checkpoint):

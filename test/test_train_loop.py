@@ -11,17 +11,13 @@ import yaml
 
 from siamattn_ros.data import sources
 from siamattn_ros.model import build_model, load_model
+from siamattn_ros.testing.checkpoints import TINY_MODEL
 from siamattn_ros.train.config import TrainConfig
 from siamattn_ros.train.loop import build_optimizer, train
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sources.available(),
                                 reason=f"opencv-doc data not installed at {sources.OPENCV_DATA} (apt-get install opencv-doc)")
-
-TINY_MODEL = dict(name="siamattn_mnv2_tiny", backbone="mobilenet_v2", backbone_pretrained=False, normalize_input=True,
-                  neck_channels=16, attention_key_channels=4, rpn_hidden=16, fusion_channels=16,
-                  mask_offset_input_size=4, mask_offset_hidden=32, bbox_offset_input_size=4, bbox_offset_hidden=32,
-                  mask_head_convs=1, mask_head_channels=16, bbox_fc_hidden=32)
 
 
 def tiny_config(tmp_path: Path, **kw) -> TrainConfig:

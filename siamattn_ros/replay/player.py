@@ -17,6 +17,7 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
+from siamattn_ros.interface.convert import stamp_to_ns
 from siamattn_ros.replay.bag import BagMessage, deserialize, read_messages
 from siamattn_ros.replay.typestore import ros_class
 
@@ -41,7 +42,7 @@ def header_stamp_ns(msg: BagMessage) -> Optional[int]:
     header = getattr(obj, "header", None)
     if header is None:
         return None
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+    return stamp_to_ns(header.stamp)
 
 
 def decode_to_image(msg: BagMessage) -> Any:
@@ -118,7 +119,7 @@ class BagPlayer:
         if msg.topic in self.decode:
             image = decode_to_image(msg)
             self._pubs[msg.topic].publish(image)
-            stamp = int(image.header.stamp.sec) * 1_000_000_000 + int(image.header.stamp.nanosec)
+            stamp = stamp_to_ns(image.header.stamp)
             return Published(msg, self.out_topic[msg.topic], stamp)
         self._pubs[msg.topic].publish(msg.data)
         stamp = header_stamp_ns(msg) if msg.msgtype in IMAGE_TYPES else None

@@ -11,15 +11,17 @@ from typing import Optional, Sequence
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
+from siamattn_ros.interface.names import TOPIC_INIT, TOPIC_MASK, TOPIC_OVERLAY, TOPIC_RESULT, resolve
 from siamattn_ros.replay.bag import BagWriter
 from siamattn_ros.replay.typestore import ros_class
 
 # Types of the tracker node's topics, so they can be recorded before the node has started publishing.
+# (Under the node's names in the root namespace.)
 KNOWN_TYPES = {
-    "/track/result": "siamattn_ros/msg/TrackResult",
-    "/track/init": "siamattn_ros/msg/InitBox",
-    "/track/mask": "sensor_msgs/msg/Image",
-    "/track/overlay": "sensor_msgs/msg/Image",
+    resolve(TOPIC_RESULT): "siamattn_ros/msg/TrackResult",
+    resolve(TOPIC_INIT): "siamattn_ros/msg/InitBox",
+    resolve(TOPIC_MASK): "sensor_msgs/msg/Image",
+    resolve(TOPIC_OVERLAY): "sensor_msgs/msg/Image",
 }
 
 

@@ -20,6 +20,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from siamattn_ros.interface.convert import NS_PER_S, stamp_to_ns
 from siamattn_ros.replay.bag import BagMessage, deserialize, read_messages
 
 IMAGE_TOPIC = "/camera/image_raw/compressed"
@@ -29,13 +30,9 @@ INFO_TOPIC = "/recording/info"
 FRAME_ID = "camera_optical_frame"
 COMPRESSED_FORMAT = "bgr8; jpeg compressed bgr8"
 # First frame's stamp: a fixed, obviously synthetic time (2023-11-14T22:13:20Z) so replays are reproducible.
-BASE_STAMP_NS = 1_700_000_000 * 1_000_000_000
+BASE_STAMP_NS = 1_700_000_000 * NS_PER_S
 REPO = Path(__file__).resolve().parents[2]
 RECORDINGS_DIR = REPO / "recordings"
-
-
-def stamp_ns(sec: int, nanosec: int) -> int:
-    return int(sec) * 1_000_000_000 + int(nanosec)
 
 
 def box_corners(box_xywh: np.ndarray) -> list[tuple[float, float]]:
@@ -139,10 +136,10 @@ def load_recording(path: str | Path) -> Recording:
     for m in read_messages(path):
         if m.topic == IMAGE_TOPIC:
             header = deserialize(m).header
-            frames.append(Frame(len(frames), stamp_ns(header.stamp.sec, header.stamp.nanosec), header.frame_id, m))
+            frames.append(Frame(len(frames), stamp_to_ns(header.stamp), header.frame_id, m))
         elif m.topic == TRUTH_TOPIC:
             msg = deserialize(m)
-            truth_by_stamp[stamp_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)] = corners_box(
+            truth_by_stamp[stamp_to_ns(msg.header.stamp)] = corners_box(
                 msg.polygon.points)
         elif m.topic == INFO_TOPIC:
             info = json.loads(deserialize(m).data)

@@ -11,9 +11,6 @@ Protocol (all over DDS, as a user's graph would do it):
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,17 +20,18 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from siamattn_ros.interface.convert import box_msg_to_xywh, duration_to_s, set_stamp, stamp_to_ns, xywh_to_center_size
+from siamattn_ros.interface.names import TOPIC_IMAGE, TOPIC_INIT, TOPIC_OVERLAY, TOPIC_RESULT, resolve
+from siamattn_ros.interface.states import CLAIMING_STATES, TrackState
 from siamattn_ros.replay.player import BagPlayer
 from siamattn_ros.replay.recording import IMAGE_TOPIC, RAW_IMAGE_TOPIC, Recording, load_recording
-from siamattn_ros.replay.ros_host import RosHost
+from siamattn_ros.testing.node_process import NodeProcess
+from siamattn_ros.testing.ros_client import RosHost
 
-RESULT_TOPIC = "/track/result"
-OVERLAY_TOPIC = "/track/overlay"
-INIT_TOPIC = "/track/init"
-# TrackResult states (msg/TrackResult.msg)
-INITIALIZING, TRACKING, LOW_CONFIDENCE, LOST, STOPPED, ERROR = range(6)
-STATE_NAMES = {INITIALIZING: "INITIALIZING", TRACKING: "TRACKING", LOW_CONFIDENCE: "LOW_CONFIDENCE", LOST: "LOST",
-               STOPPED: "STOPPED", ERROR: "ERROR"}
+# The node runs in the root namespace: its relative topics resolve to these.
+RESULT_TOPIC = resolve(TOPIC_RESULT)
+OVERLAY_TOPIC = resolve(TOPIC_OVERLAY)
+INIT_TOPIC = resolve(TOPIC_INIT)
 
 
 @dataclass
@@ -52,14 +50,11 @@ class ResultRecord:
 
 
 def result_record(msg) -> ResultRecord:
-    b = msg.box
     return ResultRecord(
-        stamp_ns=int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec),
-        frame_id=str(msg.header.frame_id), state=int(msg.state),
-        box_xywh=np.array([b.center_x - b.width / 2.0, b.center_y - b.height / 2.0, b.width, b.height]),
+        stamp_ns=stamp_to_ns(msg.header.stamp), frame_id=str(msg.header.frame_id), state=int(msg.state),
+        box_xywh=np.array(box_msg_to_xywh(msg.box)),
         confidence=float(msg.confidence), init_id=int(msg.init_id), frames_since_init=int(msg.frames_since_init),
-        status=str(msg.status_message),
-        processing_s=msg.processing_time.sec + msg.processing_time.nanosec * 1e-9)
+        status=str(msg.status_message), processing_s=duration_to_s(msg.processing_time))
 
 
 class ResultCollector:
@@ -116,60 +111,14 @@ class OverlayCollector:
         if msg.encoding == "rgb8":
             img = img[:, :, ::-1]
         with self._lock:
-            self.images[int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)] = img.copy()
+            self.images[stamp_to_ns(msg.header.stamp)] = img.copy()
 
 
-class NodeProcess:
-    """The tracker node as a child process (own process group), its output in a log file; stop() always ends it."""
-
-    def __init__(self, cmd: Sequence[str], log_path: Optional[Path] = None, env: Optional[dict] = None) -> None:
-        self.cmd = list(cmd)
-        if log_path is None:
-            fd, name = tempfile.mkstemp(prefix="tracker_node_", suffix=".log")
-            os.close(fd)
-            log_path = Path(name)
-        self.log_path = Path(log_path)
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_bytes()[-chars:].decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout_s: float = 10.0) -> int:
-        """SIGINT (clean shutdown), then SIGKILL of its process group if it does not exit in time."""
-        if self.alive():
-            try:
-                os.killpg(self.proc.pid, signal.SIGINT)
-                self.proc.wait(timeout=timeout_s)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=timeout_s)
-        self._log.close()
-        return int(self.proc.returncode)
-
-
-def tracker_node_cmd(model: str, transport: str = "compressed", image_topic: Optional[str] = None,
-                     extra_params: Optional[dict] = None) -> list[str]:
-    """The command line that starts tracker_node on the recording's images with `model` on the CPU."""
+def node_params(model: str, transport: str = "compressed", extra_params: Optional[dict] = None) -> dict:
+    """The tracker_node parameters for a replay: `model` on the CPU, images over `transport`."""
     if transport not in ("compressed", "raw"):
         raise ValueError(f"transport must be 'compressed' or 'raw', got {transport!r}")
-    topic = image_topic or (IMAGE_TOPIC if transport == "compressed" else RAW_IMAGE_TOPIC)
-    params = {"model": str(model), "device": "cpu", "image_transport": transport}
-    params.update(extra_params or {})
-    cmd = [sys.executable, "-m", "siamattn_ros.ros.tracker_node", "--ros-args", "-r", f"image:={topic}"]
-    for k, v in params.items():
-        cmd += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
-    return cmd
+    return {"model": str(model), "device": "cpu", "image_transport": transport, **(extra_params or {})}
 
 
 @dataclass
@@ -201,7 +150,7 @@ class TrackerRun:
         idx = np.arange(self.init_index + 1, self.last_index + 1)
         truth = self.recording.truth[idx]
         pred = self.boxes[idx].copy()
-        claims = np.isin(self.states[idx], (TRACKING, LOW_CONFIDENCE))
+        claims = np.isin(self.states[idx], CLAIMING_STATES)
         ious = box_iou(pred, truth)
         ious[~claims] = 0.0
         ious[~np.isfinite(truth).all(axis=1)] = np.nan
@@ -228,6 +177,10 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
     if not rec.visible[init_index]:
         raise ValueError(f"the target is not visible in frame {init_index}: no box to initialise from")
     stamps = [f.stamp_ns for f in rec.frames]
+    if log_path is None:  # kept after the run, so that an error message can point to it
+        fd, name = tempfile.mkstemp(prefix="tracker_node_", suffix=".log")
+        os.close(fd)
+        log_path = Path(name)
     with RosHost(f"siamattn_replay_{os.getpid()}") as node:
         from siamattn_ros.msg import InitBox
 
@@ -243,7 +196,9 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
             from siamattn_ros.replay.recorder import KNOWN_TYPES, TopicRecorder
 
             recorder = TopicRecorder(node, record_path, {t: KNOWN_TYPES[t] for t in record_topics})
-        proc = NodeProcess(tracker_node_cmd(str(model), transport, extra_params=extra_params), log_path)
+        image_topic = IMAGE_TOPIC if transport == "compressed" else RAW_IMAGE_TOPIC
+        proc = NodeProcess(node_params(str(model), transport, extra_params), remaps={TOPIC_IMAGE: image_topic},
+                           log_path=log_path).start()
 
         def fail(what: str) -> RuntimeError:
             return RuntimeError(f"{what}; tracker_node {'is running' if proc.alive() else 'exited'}; "
@@ -284,14 +239,14 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
             x, y, w, h = (float(v) for v in rec.truth[init_index])
             msg = InitBox()
             f0 = rec.frames[init_index]
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(f0.stamp_ns, 1_000_000_000)
+            set_stamp(msg.header.stamp, f0.stamp_ns)
             msg.header.frame_id = f0.frame_id
-            msg.box.center_x, msg.box.center_y, msg.box.width, msg.box.height = x + w / 2, y + h / 2, w, h
+            msg.box.center_x, msg.box.center_y, msg.box.width, msg.box.height = xywh_to_center_size((x, y, w, h))
             mark = len(results.results)
             init_pub.publish(msg)
             got = results.wait_for(lambda r: r.init_id >= 1 and r.stamp_ns == stamps[last_pre]
-                                   or r.state == ERROR, frame_timeout_s, start=mark)
-            if got is None or got.state == ERROR:
+                                   or r.state == TrackState.ERROR, frame_timeout_s, start=mark)
+            if got is None or got.state == TrackState.ERROR:
                 raise fail(f"init on frame {init_index} not applied: {got.status if got else 'no answer'}")
             # 4. the rest, lock-step.
             for i in range(last_pre + 1, n):
@@ -305,9 +260,10 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
                     time.sleep(0.05)
         finally:
             proc.stop()
+            log = proc.log_tail(20000)
+            proc.cleanup()
             if recorder is not None:
                 recorder.close()
-        log = proc.log_tail(20000)
 
     boxes = np.full((len(rec), 4), np.nan)
     states = np.full(len(rec), -1, dtype=int)

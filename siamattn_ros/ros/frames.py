@@ -15,11 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time -> integer nanoseconds (exact; no float rounding)."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 @dataclass(frozen=True)
 class Frame:
     """One received image message. seq counts frames in arrival order (1, 2, ...)."""

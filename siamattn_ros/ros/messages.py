@@ -12,6 +12,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point32
 
+from siamattn_ros.interface.convert import box_msg_to_xywh, set_stamp, stamp_to_ns, xywh_to_center_size
 from siamattn_ros.msg import BoundingBox2D, TrackResult as TrackResultMsg
 
 try:  # Optional: present on a ROS 2 install with vision_msgs.
@@ -26,20 +27,13 @@ DETECTION_CLASS_ID = "tracked_object"
 
 def duration_from_ns(ns: int) -> Duration:
     """Nanoseconds -> builtin_interfaces/Duration (sec may be negative, nanosec always in [0, 1e9))."""
-    sec, nanosec = divmod(int(ns), 1_000_000_000)
-    return Duration(sec=int(sec), nanosec=int(nanosec))
+    return set_stamp(Duration(), ns)
 
 
 def xywh_to_box(box_xywh: Sequence[float]) -> BoundingBox2D:
     """Top-left x, y, w, h -> BoundingBox2D (centre + size, angle 0)."""
-    x, y, w, h = (float(v) for v in box_xywh)
-    return BoundingBox2D(center_x=x + w / 2.0, center_y=y + h / 2.0, width=w, height=h, angle=0.0)
-
-
-def box_to_xywh(box: BoundingBox2D) -> tuple[float, float, float, float]:
-    """BoundingBox2D -> top-left x, y, w, h (ignores angle; callers check it)."""
-    w, h = float(box.width), float(box.height)
-    return float(box.center_x) - w / 2.0, float(box.center_y) - h / 2.0, w, h
+    cx, cy, w, h = xywh_to_center_size(box_xywh)
+    return BoundingBox2D(center_x=cx, center_y=cy, width=w, height=h, angle=0.0)
 
 
 def check_init_box(box: BoundingBox2D, width: int, height: int) -> Optional[str]:
@@ -52,7 +46,7 @@ def check_init_box(box: BoundingBox2D, width: int, height: int) -> Optional[str]
         return f"init box angle must be 0 (axis-aligned), got {box.angle}"
     if box.width < 1.0 or box.height < 1.0:
         return f"init box width and height must be >= 1 px, got {box.width} x {box.height}"
-    x, y, w, h = box_to_xywh(box)
+    x, y, w, h = box_msg_to_xywh(box)
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         return (f"init box (center {box.center_x}, {box.center_y}, size {box.width} x {box.height}) "
                 f"does not overlap the {width}x{height} image")
@@ -90,7 +84,6 @@ def build_result(header: Any, result: Any, image_size: tuple[int, int], threshol
 
     image_size: (width, height); thresholds: (confidence_threshold, lost_threshold) in force.
     """
-    from siamattn_ros.ros.frames import stamp_to_ns
 
     msg = TrackResultMsg()
     msg.header = header
@@ -116,7 +109,6 @@ def build_result(header: Any, result: Any, image_size: tuple[int, int], threshol
 def build_status(header: Any, state: int, message: str, thresholds: tuple[float, float], init_id: int,
                  image_size: tuple[int, int], now_ns: int) -> TrackResultMsg:
     """A result without a box: STOPPED (not tracking) or ERROR (a request could not be applied)."""
-    from siamattn_ros.ros.frames import stamp_to_ns
 
     msg = TrackResultMsg()
     msg.header = header

@@ -27,6 +27,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from siamattn_ros.msg import InitBox
 from siamattn_ros.ros.image_conv import ImageConversionError, decode_compressed, decode_image
+from siamattn_ros.interface.convert import format_ns, stamp_to_ns
+from siamattn_ros.interface.names import TOPIC_IMAGE, TOPIC_INIT
 from siamattn_ros.ros.messages import check_init_box, xywh_to_box
 from siamattn_ros.ros.qos import image_qos, init_qos
 
@@ -42,9 +44,9 @@ class RoiSelector(Node):
         self._latest: Optional[Any] = None
         self.frames_received = 0
         self._decode = decode_compressed if compressed else decode_image
-        self.create_subscription(CompressedImage if compressed else Image, "image", self._on_image,
+        self.create_subscription(CompressedImage if compressed else Image, TOPIC_IMAGE, self._on_image,
                                  image_qos(reliability))
-        self.publisher = self.create_publisher(InitBox, "track/init", init_qos())
+        self.publisher = self.create_publisher(InitBox, TOPIC_INIT, init_qos())
 
     def _on_image(self, msg: Any) -> None:
         with self._lock:
@@ -74,7 +76,7 @@ class RoiSelector(Node):
         self.publisher.publish(msg)
         self.get_logger().info(
             f"sent box x={box_xywh[0]:.0f} y={box_xywh[1]:.0f} w={box_xywh[2]:.0f} h={box_xywh[3]:.0f} for frame "
-            f"{header.stamp.sec}.{header.stamp.nanosec:09d} to {self.resolve_topic_name('track/init')}")
+            f"{format_ns(stamp_to_ns(header.stamp))} to {self.resolve_topic_name(TOPIC_INIT)}")
         return msg
 
     def wait_for(self, predicate: Any, timeout: float) -> bool:
@@ -182,12 +184,12 @@ def _spin(node: Node, stop: threading.Event) -> None:
 
 
 def _send_once(node: RoiSelector, box: Sequence[float], timeout: float) -> int:
-    topic = node.resolve_topic_name("image")
+    topic = node.resolve_topic_name(TOPIC_IMAGE)
     if not node.wait_for(lambda: node.latest_message() is not None, timeout):
         print(f"select_roi: no frame on {topic} within {timeout} s", file=sys.stderr)
         return 1
     if not node.wait_for(lambda: node.publisher.get_subscription_count() > 0, timeout):
-        print(f"select_roi: nobody subscribes to {node.resolve_topic_name('track/init')} "
+        print(f"select_roi: nobody subscribes to {node.resolve_topic_name(TOPIC_INIT)} "
               f"(is tracker_node running in this namespace?)", file=sys.stderr)
         return 1
     image, header = node.snapshot()

@@ -29,7 +29,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from siamattn_ros.interface.convert import format_ns, stamp_to_ns
+from siamattn_ros.interface.convert import box_msg_to_xywh, format_ns, stamp_to_ns
 from siamattn_ros.interface.names import (NODE_NAME, SERVICE_INIT, SERVICE_RESET, TOPIC_DETECTION, TOPIC_DIAGNOSTICS,
                                           TOPIC_IMAGE, TOPIC_INIT, TOPIC_MASK, TOPIC_OVERLAY, TOPIC_RESULT)
 from siamattn_ros.interface.presets import resolve_preset
@@ -388,7 +388,7 @@ class TrackerNode(Node):
             stamp_ns = stamp_to_ns(req.header.stamp)
             frame = self._ring.latest() if stamp_ns == 0 else self._find_frame(stamp_ns)
             if frame is None:
-                return self._refuse_init(req, self._missing_frame_reason(req.header.stamp, stamp_ns))
+                return self._refuse_init(req, self._missing_frame_reason(stamp_ns))
             image, error = self._decode_frame(frame.msg, "init frame")
             if image is None:
                 return self._refuse_init(req, f"init frame: {error}")
@@ -399,7 +399,7 @@ class TrackerNode(Node):
             return self._refuse_init(req, reason)
         start_ns = self._now_ns()
         try:
-            result = self._tracker.init(image, np.array(messages.box_to_xywh(req.box), dtype=np.float64))
+            result = self._tracker.init(image, np.array(box_msg_to_xywh(req.box), dtype=np.float64))
         except (ValueError, RuntimeError) as exc:
             return self._refuse_init(req, f"tracker refused the init box: {exc}")
         self._init_id = int(result.init_id)
@@ -407,7 +407,7 @@ class TrackerNode(Node):
         self._publish_result(header, result, image, start_ns, generation)
         self.get_logger().info(
             f"init {self._init_id}: box center=({req.box.center_x:.1f}, {req.box.center_y:.1f}) "
-            f"size={req.box.width:.1f}x{req.box.height:.1f} on frame {header.stamp.sec}.{header.stamp.nanosec:09d}")
+            f"size={req.box.width:.1f}x{req.box.height:.1f} on frame {format_ns(stamp_to_ns(header.stamp))}")
         req.success, req.message, req.init_id = True, "", self._init_id
         req.done.set()
         if frame is not None:
@@ -427,11 +427,11 @@ class TrackerNode(Node):
             frame = self._ring.find(stamp_ns)
         return frame
 
-    def _missing_frame_reason(self, stamp: Any, stamp_ns: int) -> str:
+    def _missing_frame_reason(self, stamp_ns: int) -> str:
         span = self._ring.stamp_range()
         if stamp_ns == 0 or span is None:
             return "no image received yet on " + self.resolve_topic_name(TOPIC_IMAGE)
-        return (f"init stamp {stamp.sec}.{stamp.nanosec:09d} is not in the frame buffer ({len(self._ring)} frames, "
+        return (f"init stamp {format_ns(stamp_ns)} is not in the frame buffer ({len(self._ring)} frames, "
                 f"stamps {format_ns(span[0])} .. {format_ns(span[1])}): copy the stamp of an image from "
                 f"{self.resolve_topic_name(TOPIC_IMAGE)}, use a zero stamp for the latest frame, or raise "
                 f"frame_buffer_length")

@@ -55,7 +55,7 @@ def write_video(run, path: Path, fps: float, scale: int = 2) -> int:
     import cv2
 
     from siamattn_ros.interface.metrics import box_iou
-    from siamattn_ros.replay.session import STATE_NAMES
+    from siamattn_ros.interface.states import state_name
 
     rec = run.recording
     writer = None
@@ -67,7 +67,7 @@ def write_video(run, path: Path, fps: float, scale: int = 2) -> int:
             note = ""
             if base is None:
                 base, note = f.decode(), " (node overlay not received)"
-            state = STATE_NAMES.get(int(run.states[i]), "-")
+            state = state_name(run.states[i], "-")
             iou = box_iou(run.boxes[i], rec.truth[i], missing_pred=np.nan)[0]
             iou_txt = "target out of view" if not np.isfinite(rec.truth[i]).all() else f"IoU {iou:.2f}"
             frame = _draw_frame(base, rec.truth[i], f"frame {i}/{len(rec) - 1}  {state}  {iou_txt}{note}", LEGEND,
@@ -109,7 +109,7 @@ def write_plot(run, ious: np.ndarray, path: Path, title: str, baseline: np.ndarr
     import matplotlib.pyplot as plt
 
     from siamattn_ros.interface.metrics import SUCCESS_THRESHOLDS, auc, success_curve
-    from siamattn_ros.replay.session import LOST
+    from siamattn_ros.interface.states import TrackState
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     a.plot(SUCCESS_THRESHOLDS, success_curve(ious), lw=2, label=f"tracker_node (AUC {auc(ious):.3f})")
@@ -130,7 +130,7 @@ def write_plot(run, ious: np.ndarray, path: Path, title: str, baseline: np.ndarr
     absent = ~np.isfinite(run.recording.truth[idx]).all(axis=1)
     if absent.any():
         b.fill_between(idx, 0, 1, where=absent, color="grey", alpha=0.25, step="mid", label="target out of view")
-    lost = run.states[idx] == LOST
+    lost = run.states[idx] == TrackState.LOST
     if lost.any():
         b.plot(idx[lost], np.full(lost.sum(), 0.02), "r|", ms=8, label="node reports LOST")
     b.set_xlabel("frame")
@@ -146,7 +146,7 @@ def write_plot(run, ious: np.ndarray, path: Path, title: str, baseline: np.ndarr
 
 
 def write_csv(run, ious: np.ndarray, path: Path) -> None:
-    from siamattn_ros.replay.session import STATE_NAMES
+    from siamattn_ros.interface.states import state_name
 
     rec = run.recording
     with open(path, "w", newline="") as fh:
@@ -155,7 +155,7 @@ def write_csv(run, ious: np.ndarray, path: Path) -> None:
                     "iou"])
         for k, i in enumerate(range(run.init_index, run.last_index + 1)):
             iou = "" if k == 0 or not np.isfinite(ious[k - 1]) else f"{ious[k - 1]:.4f}"
-            w.writerow([i, rec.frames[i].stamp_ns, STATE_NAMES.get(int(run.states[i]), "none")]
+            w.writerow([i, rec.frames[i].stamp_ns, state_name(run.states[i], "none")]
                        + [f"{v:.2f}" for v in run.boxes[i]] + [f"{v:.2f}" for v in rec.truth[i]] + [iou])
 
 
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     from siamattn_ros.interface.metrics import auc
     from siamattn_ros.replay.recording import load_recording
-    from siamattn_ros.replay.session import LOST, run_tracker
+    from siamattn_ros.interface.states import TrackState
+    from siamattn_ros.replay.session import run_tracker
 
     rec = load_recording(args.recording)
     name = rec.path.name
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     base = baseline_ious(run) if args.baseline else None
     write_plot(run, ious, plot, f"{name}: {args.model.name}, {run.tracked_frames} frames after init", base)
     write_csv(run, ious, table)
-    lost = int((run.states[run.init_index + 1: run.last_index + 1] == LOST).sum())
+    lost = int((run.states[run.init_index + 1: run.last_index + 1] == TrackState.LOST).sum())
     print()
     print(f"frames tracked     {run.tracked_frames} (after the init frame; every frame answered, none dropped)")
     print(f"FPS                {run.fps:.1f} end to end over ROS (lock-step replay, includes DDS round trips); "

@@ -23,6 +23,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from siamattn_ros.interface.convert import ns_to_sec_nanosec
 from siamattn_ros.replay.bag import BagWriter
 from siamattn_ros.replay.recording import (BASE_STAMP_NS, COMPRESSED_FORMAT, FRAME_ID, IMAGE_TOPIC, INFO_TOPIC,
                                            RECORDINGS_DIR, REPO, TRUTH_TOPIC, box_corners)
@@ -198,7 +199,7 @@ def write_recording(name: str, src: Source, out_dir: Path = RECORDINGS_DIR) -> P
         for i, (frame, box) in enumerate(zip(src.frames, src.truth)):
             t = BASE_STAMP_NS + i * period_ns
             header = T["std_msgs/msg/Header"](
-                stamp=T["builtin_interfaces/msg/Time"](sec=t // 1_000_000_000, nanosec=t % 1_000_000_000),
+                stamp=T["builtin_interfaces/msg/Time"](*ns_to_sec_nanosec(t)),
                 frame_id=FRAME_ID)
             ok, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if not ok:

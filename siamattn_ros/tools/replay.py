@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from siamattn_ros.interface.names import TOPIC_RESULT, resolve
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--wait", type=float, default=5.0,
                     help="seconds to wait for a subscriber on the image topics before playing (default 5)")
     ap.add_argument("--record", type=Path, default=None, help="write received topics to this new bag (a rosbag2 folder; a path ending in .mcap: one mcap file)")
-    ap.add_argument("--record-topics", nargs="+", default=["/track/result"], metavar="TOPIC[:TYPE]",
+    ap.add_argument("--record-topics", nargs="+", default=[resolve(TOPIC_RESULT)], metavar="TOPIC[:TYPE]",
                     help="topics to record (type discovered from the graph unless given as TOPIC:pkg/msg/Type); "
                          "default /track/result")
     ap.add_argument("--linger", type=float, default=2.0,
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from siamattn_ros.replay.player import IMAGE_TYPES, BagPlayer
     from siamattn_ros.replay.recorder import KNOWN_TYPES, TopicRecorder, resolve_types
-    from siamattn_ros.replay.ros_host import RosHost
+    from siamattn_ros.testing.ros_client import RosHost
 
     remap = {}
     for r in args.remap:

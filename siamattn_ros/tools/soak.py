@@ -31,13 +31,9 @@ def _default_model(tmp: Path) -> tuple[str, str]:
 
         return str(find_embedded_checkpoint()), "shipped embedded model"
     except FileNotFoundError:
-        import torch
+        from siamattn_ros.testing.checkpoints import random_checkpoint
 
-        from siamattn_ros.model import build_model, save_checkpoint
-
-        torch.manual_seed(0)
-        path = tmp / "siamattn_mnv2_random.pth"
-        save_checkpoint(build_model("siamattn_mnv2"), path)
+        path = random_checkpoint(tmp / "siamattn_mnv2_random.pth", seed=0)
         return str(path), "random siamattn_mnv2 (embedded checkpoint not found)"
 
 
@@ -49,9 +45,13 @@ def _slope_per_min(times: list[float], values: list[float]) -> float:
 
 def run(seconds: float, rate: float, width: int, height: int, model: Optional[str], device: str, threads: int,
         sample: float, reinit: float, warmup_fraction: float) -> dict:
-    from siamattn_ros.msg import TrackResult
-    from siamattn_ros.ros.driver import TrackerDriver, box_msg, make_header, synthetic_frame
-    from siamattn_ros.ros.node_process import NodeProcess
+    from siamattn_ros.interface.convert import NS_PER_S, duration_to_s, stamp_to_ns
+    from siamattn_ros.interface.names import TOPIC_IMAGE
+    from siamattn_ros.interface.states import TrackState
+    from siamattn_ros.ros.messages import xywh_to_box
+    from siamattn_ros.testing.frames import synthetic_frame
+    from siamattn_ros.testing.node_process import NodeProcess
+    from siamattn_ros.testing.ros_client import TrackerDriver, make_header
 
     tmp = Path(tempfile.mkdtemp(prefix="siamattn_soak_"))
     model_path, model_note = (model, "given") if model else _default_model(tmp)
@@ -60,7 +60,7 @@ def run(seconds: float, rate: float, width: int, height: int, model: Optional[st
           f"device {device}, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}", flush=True)
     frames = [synthetic_frame(i, width, height, target=max(16, min(width, height) // 5), step=3.0)
               for i in range(60)]
-    node = NodeProcess(params=params, remaps={"image": "/soak/image_raw"}).start()
+    node = NodeProcess(params=params, remaps={TOPIC_IMAGE: "/soak/image_raw"}).start()
     driver = None
     try:
         if not node.wait_for_log("ready", 120):
@@ -96,26 +96,27 @@ def run(seconds: float, rate: float, width: int, height: int, model: Optional[st
                     del index_of[stamp]
             published += 1
             if not first_init_sent and processed_headers:  # a frame the node is known to have received
-                x, y, w, h = frames[index_of[_ns(processed_headers[-1])]][1]
-                driver.publish_init(processed_headers[-1], box_msg(x, y, w, h))
+                driver.publish_init(processed_headers[-1],
+                                    xywh_to_box(frames[index_of[stamp_to_ns(processed_headers[-1].stamp)]][1]))
                 first_init_sent = True
             elif now >= next_reinit and len(history) > rate:
                 # A frame from about one second ago that the node received (it has a result), so that the init
                 # exercises the stamp lookup and the fast-forward.
-                old_enough = [h for h in processed_headers if _ns(h) <= _ns(msg.header) - 1_000_000_000]
+                old_enough = [h for h in processed_headers
+                              if stamp_to_ns(h.stamp) <= stamp_to_ns(msg.header.stamp) - NS_PER_S]
                 if old_enough:
                     past_header = old_enough[-1]
-                    x, y, w, h = frames[index_of[_ns(past_header)]][1]
-                    driver.publish_init(past_header, box_msg(x, y, w, h))
+                    past_box = frames[index_of[stamp_to_ns(past_header.stamp)]][1]
+                    driver.publish_init(past_header, xywh_to_box(past_box))
                     next_reinit = now + reinit
-            index_of[_ns(msg.header)] = k
+            index_of[stamp_to_ns(msg.header.stamp)] = k
             got = driver.take_results()
-            processed_headers = (processed_headers + [r.header for r in got if _ns(r.header) in index_of])[-100:]
+            processed_headers = (processed_headers + [r.header for r in got if stamp_to_ns(r.header.stamp) in index_of])[-100:]
             results += len(got)
-            initialized += sum(r.state == TrackResult.INITIALIZING for r in got)
-            latencies += [r.latency.sec + r.latency.nanosec * 1e-9 for r in got]
-            processing += [r.processing_time.sec + r.processing_time.nanosec * 1e-9 for r in got
-                           if r.state != TrackResult.STOPPED and r.state != TrackResult.INITIALIZING]
+            initialized += sum(r.state == TrackState.INITIALIZING for r in got)
+            latencies += [duration_to_s(r.latency) for r in got]
+            processing += [duration_to_s(r.processing_time) for r in got
+                           if r.state not in (TrackState.STOPPED, TrackState.INITIALIZING)]
             if now >= next_sample:
                 rss = node.rss_kib() / 1024.0
                 samples.append((now - start, rss))
@@ -129,7 +130,7 @@ def run(seconds: float, rate: float, width: int, height: int, model: Optional[st
         time.sleep(1.5)
         got = driver.take_results()
         results += len(got)
-        latencies += [r.latency.sec + r.latency.nanosec * 1e-9 for r in got]
+        latencies += [duration_to_s(r.latency) for r in got]
         samples.append((time.monotonic() - start, node.rss_kib() / 1024.0))
         dropped = _dropped(driver)
         alive = node.alive()
@@ -159,10 +160,6 @@ def run(seconds: float, rate: float, width: int, height: int, model: Optional[st
     for key, value in summary.items():
         print(f"  {key}: {value:.2f}" if isinstance(value, float) else f"  {key}: {value}")
     return summary
-
-
-def _ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def _dropped(driver) -> int:

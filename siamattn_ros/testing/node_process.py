@@ -1,7 +1,9 @@
-"""Run tracker_node in a child process (for tests and the soak tool): start, read its log, measure RSS, stop.
+"""Run tracker_node in a child process (tests, the soak tool, replay and the demo): start, read its log, measure RSS,
+stop.
 
-The child gets its parameters through a params file, its own process group, and is always stopped with SIGINT
-(clean shutdown), then SIGKILL if it does not exit, so no node outlives the test or tool that started it.
+The child gets its parameters through a params file (`params` over config/tracker.yaml), its own process group, and
+is always stopped with SIGINT (clean shutdown), then SIGKILL if it does not exit, so no node outlives the test or
+tool that started it.
 """
 from __future__ import annotations
 
@@ -12,25 +14,38 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 import yaml
+
+from siamattn_ros.interface.names import NODE_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _base_params() -> dict:
+    """config/tracker.yaml's parameters in a source checkout; {} elsewhere (the node's defaults equal them)."""
+    path = REPO / "config" / "tracker.yaml"
+    if not path.is_file():
+        return {}
+    return dict(yaml.safe_load(path.read_text())["/**"]["ros__parameters"])
+
+
 class NodeProcess:
-    """`python -m siamattn_ros.ros.tracker_node` with `params` (merged over config/tracker.yaml) and `remaps`."""
+    """`python -m siamattn_ros.ros.tracker_node` with `params` (merged over config/tracker.yaml) and `remaps`.
+
+    log_path: where the node's console output goes (default: a temporary folder removed by cleanup()).
+    """
 
     def __init__(self, params: Optional[Mapping[str, Any]] = None, remaps: Optional[Mapping[str, str]] = None,
-                 env: Optional[Mapping[str, str]] = None, name: str = "tracker_node",
-                 namespace: str = "") -> None:
+                 env: Optional[Mapping[str, str]] = None, name: str = NODE_NAME, namespace: str = "",
+                 log_path: Optional[Union[str, Path]] = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="siamattn_node_")
-        base = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())["/**"]["ros__parameters"]
+        base = _base_params()
         base.update(params or {})
         self.params_file = Path(self._dir.name) / "params.yaml"
         self.params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": base}}))
-        self.log_path = Path(self._dir.name) / "node.log"
+        self.log_path = Path(log_path) if log_path is not None else Path(self._dir.name) / "node.log"
         self.cmd = [sys.executable, "-m", "siamattn_ros.ros.tracker_node", "--ros-args",
                     "--params-file", str(self.params_file), "-r", f"__node:={name}"]
         if namespace:
@@ -43,10 +58,9 @@ class NodeProcess:
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self) -> "NodeProcess":
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(REPO),
-                                     start_new_session=True)
-        log.close()
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                         start_new_session=True)
         return self
 
     @property
@@ -59,6 +73,9 @@ class NodeProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log()[-chars:]
 
     def wait_for_log(self, text: str, timeout: float) -> bool:
         """True once `text` appears in the log; False on timeout or when the process exits first."""

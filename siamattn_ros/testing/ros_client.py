@@ -1,7 +1,7 @@
-"""A client for a running tracker_node: publishes frames and init boxes, calls its services, collects its outputs.
-
-Used by the node tests and the soak tool. It spins its own rclpy context on a background thread, so it can live in
-the same process as other rclpy code without interfering.
+"""ROS clients for library code, tests and tools: `RosHost`, an rclpy node spinning on a background thread with its own
+Context (so it can publish and wait from ordinary code, and several coexist in one process), and `TrackerDriver`, a
+client of a running tracker_node built on it (publishes frames and init boxes, calls its services, collects its
+outputs).
 """
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
+from siamattn_ros.interface.convert import set_stamp, stamp_to_ns
+from siamattn_ros.interface.names import (NODE_NAME, SERVICE_INIT, SERVICE_RESET, TOPIC_DIAGNOSTICS, TOPIC_INIT,
+                                          TOPIC_MASK, TOPIC_OVERLAY, TOPIC_RESULT, resolve)
 from siamattn_ros.msg import BoundingBox2D, InitBox, TrackResult
-from siamattn_ros.ros.frames import stamp_to_ns
 from siamattn_ros.ros.image_conv import to_compressed_msg, to_image_msg
 from siamattn_ros.ros.qos import image_qos
 from siamattn_ros.srv import InitTrack
@@ -32,43 +34,57 @@ _RELIABLE = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=200, reliabilit
                        durability=QoSDurabilityPolicy.VOLATILE)
 
 
-def synthetic_frame(index: int, width: int = 160, height: int = 120, target: int = 32, step: float = 2.0,
-                    seed: int = 5) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """A deterministic frame: a textured square moving right/down over a fixed textured background.
-
-    Returns (BGR image, the square's box x, y, w, h).
-    """
-    rng = np.random.default_rng(seed)
-    background = rng.integers(40, 120, size=(height, width, 3), dtype=np.uint8)
-    patch = rng.integers(150, 256, size=(target, target, 3), dtype=np.uint8)
-    x = int(round(10 + step * index)) % max(1, width - target)
-    y = int(round(10 + 0.5 * step * index)) % max(1, height - target)
-    image = background.copy()
-    image[y:y + target, x:x + target] = patch
-    return image, (float(x), float(y), float(target), float(target))
-
-
 def make_header(stamp_ns: int, frame_id: str = "test_camera_optical_frame") -> Header:
-    h = Header(frame_id=frame_id)
-    h.stamp.sec, h.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return h
+    header = Header(frame_id=frame_id)
+    set_stamp(header.stamp, stamp_ns)
+    return header
 
 
-def box_msg(x: float, y: float, w: float, h: float) -> BoundingBox2D:
-    return BoundingBox2D(center_x=x + w / 2.0, center_y=y + h / 2.0, width=w, height=h, angle=0.0)
+class RosHost:
+    """An rclpy node on its own Context, spun by a background thread. `with RosHost("name") as node: ...`, or keep
+    the object and call close()."""
+
+    def __init__(self, name: str, args: Optional[list] = None) -> None:
+        self.context = Context()
+        rclpy.init(args=args, context=self.context)
+        self.node = Node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name=f"{name}_spin", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            while self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except Exception:  # shutdown while spinning (context invalidated): nothing left to do
+            pass
+
+    def __enter__(self) -> Node:
+        return self.node
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self.context.ok():
+            return
+        self.context.try_shutdown()
+        self._thread.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
 
 
 class TrackerDriver:
     """Talks to a tracker_node named `node_name` in namespace `ns` (topic names as the node resolves them)."""
 
-    def __init__(self, node_name: str = "tracker_node", ns: str = "", image_topic: str = "/image",
+    def __init__(self, node_name: str = NODE_NAME, ns: str = "", image_topic: str = "/image",
                  compressed: bool = False, collect_images: bool = True, image_reliability: str = "best_effort",
                  ) -> None:
-        self._ctx = Context()
-        rclpy.init(context=self._ctx)
-        self.node = Node("siamattn_test_driver", context=self._ctx)
-        prefix = f"/{ns.strip('/')}" if ns.strip("/") else ""
-        self.node_path = f"{prefix}/{node_name}"
+        self._host = RosHost("siamattn_test_driver")
+        self.node = self._host.node
+        self.node_path = resolve(node_name, ns)  # /<ns>/<node name>
+        self._result_topic = resolve(TOPIC_RESULT, ns)
         self.image_topic = image_topic
         self.compressed = compressed
         self._lock = threading.Lock()
@@ -82,30 +98,19 @@ class TrackerDriver:
         # deliver stale frames under load and measure the test client instead of the node).
         self.image_pub = n.create_publisher(CompressedImage if compressed else Image, image_topic,
                                             image_qos(image_reliability))
-        self.init_pub = n.create_publisher(InitBox, f"{prefix}/track/init", _RELIABLE)
-        n.create_subscription(TrackResult, f"{prefix}/track/result", self._result_cb, _RELIABLE)
+        self.init_pub = n.create_publisher(InitBox, resolve(TOPIC_INIT, ns), _RELIABLE)
+        n.create_subscription(TrackResult, self._result_topic, self._result_cb, _RELIABLE)
         if collect_images:  # off for long runs (soak): full-frame images would pile up in this process
-            n.create_subscription(Image, f"{prefix}/track/mask", lambda m: self._append(self.masks, m), _RELIABLE)
-            n.create_subscription(Image, f"{prefix}/track/overlay", lambda m: self._append(self.overlays, m),
+            n.create_subscription(Image, resolve(TOPIC_MASK, ns), lambda m: self._append(self.masks, m), _RELIABLE)
+            n.create_subscription(Image, resolve(TOPIC_OVERLAY, ns), lambda m: self._append(self.overlays, m),
                                   _RELIABLE)
-        n.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._append(self.diagnostics, m),
+        n.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, lambda m: self._append(self.diagnostics, m),
                               _RELIABLE)
-        self.reset_client = n.create_client(Trigger, f"{self.node_path}/reset")
-        self.init_client = n.create_client(InitTrack, f"{self.node_path}/init")
+        self.reset_client = n.create_client(Trigger, resolve(SERVICE_RESET, ns, node_name))
+        self.init_client = n.create_client(InitTrack, resolve(SERVICE_INIT, ns, node_name))
         self.param_client = n.create_client(SetParameters, f"{self.node_path}/set_parameters")
-        self._executor = SingleThreadedExecutor(context=self._ctx)
-        self._executor.add_node(n)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
 
     # ------------------------------------------------------------------ plumbing
-    def _spin(self) -> None:
-        while self._ctx.ok():
-            try:
-                self._executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down while spinning
-                break
-
     def _append(self, store: list, msg: Any) -> None:
         with self._lock:
             store.append(msg)
@@ -124,10 +129,7 @@ class TrackerDriver:
             return out
 
     def close(self) -> None:
-        self._executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self._ctx)
-        self._thread.join(timeout=5)
+        self._host.close()
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -144,15 +146,12 @@ class TrackerDriver:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if (self.image_pub.get_subscription_count() > 0 and self.init_pub.get_subscription_count() > 0
-                    and self.node.count_publishers(self._result_topic()) > 0
+                    and self.node.count_publishers(self._result_topic) > 0
                     and self.reset_client.service_is_ready() and self.init_client.service_is_ready()
                     and self.param_client.service_is_ready()):
                 return True
             time.sleep(0.05)
         return False
-
-    def _result_topic(self) -> str:
-        return self.node_path.rsplit("/", 1)[0] + "/track/result"
 
     # ------------------------------------------------------------------ publishing
     def image_msg(self, image: np.ndarray, stamp_ns: int, frame_id: str = "test_camera_optical_frame") -> Any:
