@@ -150,7 +150,8 @@ def test_describe_sequence_statistics():
     assert d["frames"] == 5 and d["absent"] == 2 and d["leave_events"] == 1 and d["returns"] == 1
     assert d["grey"] and d["size"] == "200x100"
     assert d["box_w"] == (20.0, 40.0, 100.0) and d["box_h"] == (10.0, 30.0, 40.0)
-    # sqrt(w h) = sqrt(600), 20, sqrt(4000); width fractions 0.1, 0.2, 0.5; border: frame 0 (x = 0), frame 4 (x+w = 200).
+    # sqrt(w h) = sqrt(600), 20, sqrt(4000); width fractions 0.1, 0.2, 0.5;
+    # border: frame 0 (x = 0) and frame 4 (x + w = 200).
     np.testing.assert_allclose(d["sqrt_area"], (20.0, np.sqrt(600), np.sqrt(4000)))
     np.testing.assert_allclose(d["w_frac"], (0.1, 0.2, 0.5))
     assert d["border_frames"] == 2

@@ -9,12 +9,14 @@ state box instead, as the paper's OTB protocol does (the summary names the mode)
 (siamattn_ros.interface.metrics): success AUC, precision at 20 px, normalised precision, mask IoU where truth
 masks exist; failure detection: AUROC of the confidence (frames with IoU >= 0.5 against frames with IoU < 0.2 or
 the target out of view, pooled over the set), the longest run of TRACKING frames whose box area is > 4x the truth
-area, and the fraction of leave-the-view events with state LOST within 10 frames; speed: frames per second of init + track calls, start-up time (tracker construction: model load,
-warm-up), and the total wall time of the whole run per tracker (start-up + all frames). Writes per-sequence boxes,
-per-frame confidence/state (<tracker>/<sequence>_state.txt), results.json, summary.md (one markdown table for all
-trackers, per-sequence AUC with the difference to CSRT, per-sequence failure modes), success.png, precision.png.
---generate-heldout N first writes N held-out semi-synthetic sequences (seeds 900000+, held-out source images and
-real videos, never used in training) into the first --sequences folder.
+area, and the fraction of leave-the-view events with state LOST within 10 frames; speed: frames per second of
+init + track calls, start-up time (tracker construction: model load, warm-up), and the total wall time of the whole
+run per tracker (start-up + all frames). Writes per-sequence boxes, per-frame confidence/state
+(<tracker>/<sequence>_state.txt), results.json, summary.md (one markdown table for all trackers, per-sequence AUC
+with the difference to CSRT, per-sequence failure modes), success.png, precision.png.
+--describe prints statistics of the sequences' truth (absence, target size, border contact; docs/EVALUATION.md) and
+exits. --generate-heldout N first writes N held-out semi-synthetic sequences (seeds 900000+, held-out source images
+and real videos, never used in training) into the first --sequences folder.
 """
 from __future__ import annotations
 
@@ -280,9 +282,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             lost_in_time += r["leave_lost"]
             oversize[folder.name] = r["oversize_run"]
             seq_auroc = metrics.failure_auroc(r["confidence"], r["labels"])
-            per_seq.setdefault(folder.name, {})[name] = {"auc": r["score"].success_auc, "oversize_run": r["oversize_run"],
-                                                         "auroc": seq_auroc, "leave": (r["leave_events"],
-                                                                                       r["leave_lost"])}
+            per_seq.setdefault(folder.name, {})[name] = {
+                "auc": r["score"].success_auc, "oversize_run": r["oversize_run"], "auroc": seq_auroc,
+                "leave": (r["leave_events"], r["leave_lost"])}
             print(f"{name:9s} {folder.name:28s} AUC {r['score'].success_auc:.3f} P20 {r['score'].precision_20:.3f} "
                   f"mIoU {r['score'].mask_iou:.3f} AUROC {seq_auroc:.3f} >4x-run {r['oversize_run']} "
                   f"{r['frames'] / r['seconds']:.1f} fps", flush=True)

@@ -72,10 +72,11 @@ Hs[REF]=np.eye(3); nd[REF]=5
 for j in range(REF+1,N): Hs[j],nd[j]=step(Hs[j-1],j-1,j)
 for j in range(REF-1,-1,-1): Hs[j],nd[j]=step(Hs[j+1],j+1,j)
 C=np.array([tf(H,ref_c) for H in Hs])
-x0=np.clip(C[:,:,0].min(1),0,W); x1=np.clip(C[:,:,0].max(1),0,W); y0=np.clip(C[:,:,1].min(1),0,Hh); y1=np.clip(C[:,:,1].max(1),0,Hh)
+x0, x1 = np.clip(C[:, :, 0].min(1), 0, W), np.clip(C[:, :, 0].max(1), 0, W)
+y0, y1 = np.clip(C[:, :, 1].min(1), 0, Hh), np.clip(C[:, :, 1].max(1), 0, Hh)
 B=np.stack([x0,y0,x1-x0,y1-y0],1)
 (OUT / 'groundtruth.txt').write_text(''.join(','.join(f'{v:.1f}' for v in b) + '\n' for b in B))
-(OUT / 'corners.txt').write_text('# frame,x_tl,y_tl,x_tr,y_tr,x_br,y_br,x_bl,y_bl  (corners of the black square, may lie '
-                                 'outside the image)\n' + ''.join(f'{i},' + ','.join(f'{v:.1f}' for v in c.ravel()) + '\n'
-                                                                  for i, c in enumerate(C)))
+header = '# frame,x_tl,y_tl,x_tr,y_tr,x_br,y_br,x_bl,y_bl  (corners of the black square, may lie outside the image)\n'
+rows = [f'{i},' + ','.join(f'{v:.1f}' for v in c.ravel()) + '\n' for i, c in enumerate(C)]
+(OUT / 'corners.txt').write_text(header + ''.join(rows))
 print('frames with all 5 dots found:', int((nd == 5).sum()), 'of', N)
