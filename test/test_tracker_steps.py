@@ -305,7 +305,7 @@ def test_config_validation(changes, word):
 
 
 def test_threshold_calibration_suggestion():
-    from siamattn_ros.tracker.calibrate import suggest
+    from siamattn_ros.tools.calibrate import suggest
 
     on = np.array([0.90, 0.95, 0.97, 0.98, 0.99, 0.99, 0.99, 0.995])
     off = np.array([0.1, 0.3, 0.6, 0.85, 0.93])

@@ -12,7 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from siamattn_ros.model.config import ModelConfig
 
 FORMAT = "siamattn_ros.checkpoint/1"
 PathLike = Union[str, Path]
@@ -127,7 +127,7 @@ def load_model(path: PathLike, name: Optional[str] = None, device: Union[str, to
 
     Returns the model in eval mode on ``device``.
     """
-    from .siamattn import build_model  # local: siamattn imports this module's siblings
+    from siamattn_ros.model.siamattn import build_model  # local: siamattn imports this module's siblings
 
     obj = _read(path)
     cfg: Optional[ModelConfig] = None

@@ -16,7 +16,7 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
-from .deform_conv import DeformConvPack
+from siamattn_ros.model.deform_conv import DeformConvPack
 
 
 class SpatialSelfAttention(nn.Module):

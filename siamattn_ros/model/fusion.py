@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .xcorr import DepthwiseXCorr
+from siamattn_ros.model.xcorr import DepthwiseXCorr
 
 
 class ConvModule(nn.Module):

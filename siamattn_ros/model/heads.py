@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .fusion import ConvModule
-from .roi_pool import DeformRoIPoolingPack
+from siamattn_ros.model.fusion import ConvModule
+from siamattn_ros.model.roi_pool import DeformRoIPoolingPack
 
 
 class FCx2DetHead(nn.Module):

@@ -6,9 +6,9 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .fusion import ConvModule
-from .mobilenet import MobileNetV2Backbone
-from .resnet_atrous import Bottleneck, ResNet50Atrous
+from siamattn_ros.model.fusion import ConvModule
+from siamattn_ros.model.mobilenet import MobileNetV2Backbone
+from siamattn_ros.model.resnet_atrous import Bottleneck, ResNet50Atrous
 
 
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:

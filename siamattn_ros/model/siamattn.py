@@ -9,16 +9,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .anchors import anchor_grid
-from .config import ModelConfig, get_config
-from .deform_conv import DeformConvPack
-from .dsa import FeatureEnhance, TemplateCache
-from .fusion import FeatureFusionNeck
-from .heads import FCx2DetHead, FusedSemanticHead
-from .mobilenet import MobileNetV2Backbone
-from .neck import AdjustAllLayer
-from .resnet_atrous import ResNet50Atrous
-from .xcorr import MultiRPN
+from siamattn_ros.model.anchors import anchor_grid
+from siamattn_ros.model.config import ModelConfig, get_config
+from siamattn_ros.model.deform_conv import DeformConvPack
+from siamattn_ros.model.dsa import FeatureEnhance, TemplateCache
+from siamattn_ros.model.fusion import FeatureFusionNeck
+from siamattn_ros.model.heads import FCx2DetHead, FusedSemanticHead
+from siamattn_ros.model.mobilenet import MobileNetV2Backbone
+from siamattn_ros.model.neck import AdjustAllLayer
+from siamattn_ros.model.resnet_atrous import ResNet50Atrous
+from siamattn_ros.model.xcorr import MultiRPN
 
 
 class SiamAttn(nn.Module):

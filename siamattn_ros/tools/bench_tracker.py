@@ -80,8 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import torch
 
-    from ..tracker import build_tracker
-    from ..tracker.build import find_embedded_checkpoint
+    from siamattn_ros.tracker import build_tracker
+    from siamattn_ros.tracker.build import find_embedded_checkpoint
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

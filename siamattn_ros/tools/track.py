@@ -88,8 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..tracker import build_tracker
-    from ..tracker.overlay import draw_overlay
+    from siamattn_ros.tracker import build_tracker
+    from siamattn_ros.tracker.overlay import draw_overlay
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

@@ -11,8 +11,8 @@ from torch import nn
 
 from siamattn_ros.interface.presets import BUILTIN_MODELS, resolve_preset
 
-from .config import TrackerConfig, load_preset
-from .tracker import Tracker
+from siamattn_ros.tracker.config import TrackerConfig, load_preset
+from siamattn_ros.tracker.tracker import Tracker
 
 EMBEDDED_FILE = "siamattn_mnv2_embedded.pth"
 
@@ -58,7 +58,7 @@ def _resolve_config(config: Union[None, str, Path, Dict[str, Any], TrackerConfig
 def load_network(model: Union[str, Path, nn.Module], checkpoint: Optional[Union[str, Path]] = None,
                  random_weights: bool = False) -> nn.Module:
     """The network for build_tracker (see there), on the CPU, not yet prepared for inference."""
-    from ..model import build_model, load_checkpoint, load_model
+    from siamattn_ros.model import build_model, load_checkpoint, load_model
 
     if isinstance(model, nn.Module):
         if checkpoint is not None:
@@ -115,7 +115,7 @@ def build_tracker(model: Union[str, Path, nn.Module] = "embedded", checkpoint: O
     net = load_network(model, checkpoint, random_weights)
     cfg = _resolve_config(config, resolve_preset(net))
     if not isinstance(model, nn.Module):
-        from ..model import prepare_for_inference
+        from siamattn_ros.model import prepare_for_inference
 
         # fp16 comes from autocast in the tracker, so the weights stay fp32 here.
         net = prepare_for_inference(net, device=dev, half=False)

@@ -7,7 +7,7 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
-from .result import TrackResult, TrackState
+from siamattn_ros.tracker.result import TrackResult, TrackState
 
 # BGR colour per state: green tracking, amber low confidence, red lost, grey otherwise.
 STATE_COLORS: Dict[TrackState, Tuple[int, int, int]] = {

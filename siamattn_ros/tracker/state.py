@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import TrackerConfig
-from .result import TrackState
+from siamattn_ros.tracker.config import TrackerConfig
+from siamattn_ros.tracker.result import TrackState
 
 
 @dataclass

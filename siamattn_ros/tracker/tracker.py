@@ -21,13 +21,12 @@ import torch
 from torch import nn
 
 from siamattn_ros.model.anchors import flat_anchors
-
-from . import decode as D
-from . import mask as M
-from .config import RUNTIME_FIELDS, TrackerConfig
-from .crop import crop_cv, crop_torch, to_tensor
-from .result import TrackResult, TrackState
-from .state import ConfidenceStateMachine, lost_scan_offset
+from siamattn_ros.tracker import decode as D
+from siamattn_ros.tracker import mask as M
+from siamattn_ros.tracker.config import RUNTIME_FIELDS, TrackerConfig
+from siamattn_ros.tracker.crop import crop_cv, crop_torch, to_tensor
+from siamattn_ros.tracker.result import TrackResult, TrackState
+from siamattn_ros.tracker.state import ConfidenceStateMachine, lost_scan_offset
 
 MIN_BOX_SIDE = 1.0  # px: smaller init boxes are degenerate
 

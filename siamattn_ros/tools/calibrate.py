@@ -1,6 +1,6 @@
 """Calibrate the confidence thresholds of a model on held-out semi-synthetic sequences with exact truth.
 
-    python -m siamattn_ros.tracker.calibrate [--model embedded] [--sequences 6] [--frames 80] [--threads 1]
+    python -m siamattn_ros.tools.calibrate [--model embedded] [--sequences 6] [--frames 80] [--threads 1]
 
 The raw score of a Siamese tracker is not a probability of "the target is here": a model may give background
 0.7 and the target 0.95. So thresholds are per model. This runs the paper tracker (long_term off, so scores are
@@ -24,14 +24,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    if not np.isfinite(b).all():
-        return 0.0
-    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+from siamattn_ros.interface.metrics import box_iou
+from siamattn_ros.interface.states import TrackState
 
 
 def collect(tracker, sequences) -> Tuple[np.ndarray, np.ndarray, List[list]]:
@@ -45,7 +39,7 @@ def collect(tracker, sequences) -> Tuple[np.ndarray, np.ndarray, List[list]]:
         seq_rows = []
         for frame, box in zip(seq.frames[1:], seq.boxes_xywh[1:]):
             r = tracker.track(frame, want_mask=False)
-            iou = _iou(r.box_xywh, box)
+            iou = float(np.nan_to_num(box_iou(r.box_xywh, box)[0], nan=0.0))  # target not visible: off-target
             if iou >= 0.5:
                 on.append(r.confidence)
             elif iou == 0.0:
@@ -73,7 +67,7 @@ def suggest(on: np.ndarray, off: np.ndarray) -> Dict[str, float]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m siamattn_ros.tracker.calibrate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m siamattn_ros.tools.calibrate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--config", default=None, help="preset the other values come from (default: the model's)")
@@ -88,8 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import torch
 
-    from ..data import SequenceSpec, make_sequence
-    from .build import build_tracker
+    from siamattn_ros.data import SequenceSpec, make_sequence
+    from siamattn_ros.tracker.build import build_tracker
 
     torch.set_num_threads(args.threads)
     tracker = build_tracker(args.model, checkpoint=args.checkpoint, config=args.config)
@@ -118,8 +112,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"verifying {s}")
         tracker.config = base.replace(long_term=True, **s)
         _, _, rows = collect(tracker, seqs)
-        from .result import TrackState
-
         flat = [r for rs in rows for r in rs]
         on_ok = [st == TrackState.TRACKING for st, is_on, _, _ in flat if is_on]
         off_ok = [st in (TrackState.LOW_CONFIDENCE, TrackState.LOST) for st, _, is_off, _ in flat if is_off]
