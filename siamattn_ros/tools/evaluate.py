@@ -30,6 +30,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from siamattn_ros.data import box_stats
 from siamattn_ros.data.seqio import list_sequences, read_sequence, write_sequence
 from siamattn_ros.interface import metrics
 from siamattn_ros.interface.states import TrackState
@@ -186,10 +187,9 @@ def describe_sequence(seq) -> dict:
     b = np.asarray(seq.boxes_xywh, np.float64)
     vis = np.asarray(seq.visible, bool)
     h, w = seq.frames[0].shape[:2]
-    f0 = seq.frames[0]
-    grey = bool(f0.ndim == 3 and (f0[..., 0] == f0[..., 1]).all() and (f0[..., 1] == f0[..., 2]).all())
+    grey = box_stats.is_grey(seq.frames[0])
     v = b[vis]
-    touch = ((v[:, 0] <= 1) | (v[:, 1] <= 1) | (v[:, 0] + v[:, 2] >= w - 1) | (v[:, 1] + v[:, 3] >= h - 1))
+    touch = box_stats.touches_border(v, (w, h))
     leave = int((vis[:-1] & ~vis[1:]).sum())
     back = int((~vis[:-1] & vis[1:]).sum())
     side = np.sqrt(v[:, 2] * v[:, 3])
