@@ -78,9 +78,10 @@ def test_every_parameter_gets_gradient_batched(model):
     out = m(z, x, rois)  # forward() = template + track + both refinements (the form DDP training uses)
     box, mask = out["bbox"], out["mask"]
     assert out["cls"].shape == (2, 10, 25, 25) and out["loc"].shape == (2, 20, 25, 25)
-    assert box.shape == (3, 4) and mask.shape == (3, 1, 64, 64)
+    assert box.shape == (3, 4) and mask.shape == (3, 1, 64, 64) and out["iou"].shape == (3,)
     g = torch.Generator().manual_seed(1)
-    loss = sum((t * torch.randn(t.shape, generator=g)).mean() for t in (out["cls"], out["loc"], box, mask))
+    loss = sum((t * torch.randn(t.shape, generator=g)).mean()
+               for t in (out["cls"], out["loc"], box, mask, out["iou"]))
     loss.backward()
     no_grad = [n for n, p in m.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert no_grad == []

@@ -9,6 +9,7 @@ centred at c maps image point X to crop point (X - (c - s/2)) * out / s, which i
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol, Sequence as Seq
@@ -130,6 +131,151 @@ class SyntheticPairSource:
         b0, b1 = mask_box_xywh(masks[0]), mask_box_xywh(masks[1])
         if np.isnan(b0).any() or np.isnan(b1).any() or b0[2] < 4 or b0[3] < 4 or b1[2] < 4 or b1[3] < 4:
             return self.sample(rng)  # object pushed out of the frame: draw again
+        return FramePair(frames[0], b0, frames[1], b1, masks[1])
+
+
+class PlanarPairSource:
+    """Two views of a real planar scene by a moving camera (homographies), with the statistics of real tracking.
+
+    The target is a planar region (a real photo pasted as a poster / board / screen / book cover, or a textured
+    region of the scene itself) of 2-75 % of the frame width, aspect up to 1:5, often touching or crossing the frame
+    border, so that its crops carry the out-of-image padding the tracker sees on large or border-touching targets.
+    Between the views the camera rotates, zooms, pans and tilts (perspective), the exposure and colour change, the
+    image may be blurred by motion, and a sequence may be grey. The truth is the visible part of the target: the box
+    of its warped mask inside the frame.
+    """
+
+    def __init__(self, split: str = "train", frame_size: tuple[int, int] = (480, 360),
+                 target_width: tuple[float, float] = (0.03, 0.75), aspect: tuple[float, float] = (0.2, 5.0),
+                 border_prob: float = 0.35, region_prob: float = 0.3, gray_prob: float = 0.1,
+                 blur_prob: float = 0.15) -> None:
+        sources.require()
+        # Half of opencv-doc's stills are one chessboard photographed 26 times (camera calibration): keep one pair
+        # so that the scenes are not mostly chessboards.
+        self.paths = tuple(p for p in sources.still_paths(split)
+                           if not re.fullmatch(r"(left|right)(0[2-9]|1\d)\.jpg", p.name))
+        if len(self.paths) < 3:
+            raise sources.SourceUnavailable(f"too few still images for split {split!r}: {len(self.paths)}")
+        self.frame_size = frame_size
+        self.target_width = target_width
+        self.aspect = aspect
+        self.border_prob = border_prob
+        self.region_prob = region_prob
+        self.gray_prob = gray_prob
+        self.blur_prob = blur_prob
+
+    def _pick(self, rng: np.random.Generator) -> np.ndarray:
+        return sources.load_image(self.paths[int(rng.integers(len(self.paths)))])
+
+    def _target_quad(self, rng: np.random.Generator, tw: float, th: float) -> np.ndarray:
+        """Corners (4, 2) of the target in the first view: centre, rotation and a perspective tilt."""
+        fw, fh = self.frame_size
+        if rng.random() < self.border_prob:
+            # Centre placed so that the target reaches past one or two frame borders.
+            side = int(rng.integers(4))
+            over = rng.uniform(0.0, 0.45)
+            cx = rng.uniform(tw / 2, fw - tw / 2) if tw < fw else fw / 2
+            cy = rng.uniform(th / 2, fh - th / 2) if th < fh else fh / 2
+            if side == 0:
+                cx = tw / 2 - over * tw
+            elif side == 1:
+                cx = fw - tw / 2 + over * tw
+            elif side == 2:
+                cy = th / 2 - over * th
+            else:
+                cy = fh - th / 2 + over * th
+        else:
+            cx = rng.uniform(min(tw / 2, fw / 2), max(fw - tw / 2, fw / 2))
+            cy = rng.uniform(min(th / 2, fh / 2), max(fh - th / 2, fh / 2))
+        a = np.deg2rad(rng.normal(0, 10))
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        base = np.array([[-tw / 2, -th / 2], [tw / 2, -th / 2], [tw / 2, th / 2], [-tw / 2, th / 2]])
+        quad = (base @ rot.T + [cx, cy]).astype(np.float32)
+        # The plane is seen at an angle: a perspective of the whole view (frame corners moved by ~4 % of the frame),
+        # not of the target alone, which would tilt the scene absurdly around a small target.
+        frame = np.array([[0, 0], [fw, 0], [fw, fh], [0, fh]], np.float32)
+        tilt = cv2.getPerspectiveTransform(frame, (frame + rng.normal(0, 0.04, (4, 2)) * [fw, fh]).astype(np.float32))
+        return cv2.perspectiveTransform(quad[None], tilt)[0].astype(np.float64)
+
+    def _camera_motion(self, rng: np.random.Generator, quad: np.ndarray) -> np.ndarray:
+        """Frame-to-frame homography: rotation, zoom, pan and perspective about the target centre."""
+        c = quad.mean(axis=0)
+        size = float(np.sqrt(max(cv2.contourArea(quad.astype(np.float32)), 16.0)))
+        a = np.deg2rad(rng.normal(0, 5))
+        s = float(np.exp(rng.normal(0, 0.12)))
+        pan = rng.normal(0, 0.25 * size + 4.0, 2)
+        src = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float64) * 100.0
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * s
+        dst = src @ rot.T + rng.normal(0, 4.0, (4, 2))   # +-4 % corner motion: perspective change
+        h = cv2.getPerspectiveTransform((src + c).astype(np.float32), (dst + c + pan).astype(np.float32))
+        return h
+
+    def _photometric(self, rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+        """Exposure (gain, gamma), colour tint, sensor noise, motion blur. Lookup tables: this runs per frame."""
+        gain = float(np.exp(rng.normal(0, 0.25)))
+        gamma = float(np.exp(rng.normal(0, 0.15)))
+        tint = rng.normal(1.0, 0.06, 3)
+        levels = (np.arange(256) / 255.0) ** gamma * gain * 255.0
+        lut = np.clip(levels[:, None] * tint[None, :], 0, 255).astype(np.uint8).reshape(256, 1, 3)
+        out = cv2.LUT(img, lut)
+        if rng.random() < 0.3:
+            noise = np.empty(out.shape, np.int16)
+            cv2.randn(noise, 0, float(rng.uniform(1, 5)))
+            out = cv2.add(out, noise, dtype=cv2.CV_8U)
+        if rng.random() < self.blur_prob:
+            out = _blur(rng, out)
+        return out
+
+    def sample(self, rng: np.random.Generator) -> FramePair:
+        fw, fh = self.frame_size
+        bg = self._pick(rng)
+        tw = fw * float(np.exp(rng.uniform(np.log(self.target_width[0]), np.log(self.target_width[1]))))
+        aspect = float(np.exp(rng.uniform(np.log(self.aspect[0]), np.log(self.aspect[1]))))
+        th = min(tw / aspect, 0.95 * fh * 1.3)
+        tw = max(tw, 6.0)
+        th = max(th, 6.0)
+        quad0 = self._target_quad(rng, tw, th)
+        # Plane coordinates: the target is the rectangle [0, pw] x [0, ph]; the background photo spans a larger
+        # area around it, so the camera sees real texture wherever it looks.
+        pw, ph = 400.0, 400.0 * th / tw
+        if rng.random() < self.region_prob:
+            tex = None          # the target is a region of the background photo itself
+        else:
+            tex = self._pick(rng)
+        plane_to_view0 = cv2.getPerspectiveTransform(
+            np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32), quad0.astype(np.float32))
+        motion = self._camera_motion(rng, quad0)
+        gray = rng.random() < self.gray_prob
+        frames, masks = [], []
+        for h_view in (plane_to_view0, motion @ plane_to_view0):
+            # The background photo is laid on the plane so that it covers the whole view with margin.
+            inv = np.linalg.inv(h_view)
+            corners = cv2.perspectiveTransform(
+                np.array([[[0, 0], [fw, 0], [fw, fh], [0, fh]]], np.float32), inv.astype(np.float32))[0]
+            lo, hi = corners.min(axis=0), corners.max(axis=0)
+            lo = np.minimum(lo, [0, 0]) - 0.1 * (hi - lo)
+            hi = np.maximum(hi, [pw, ph]) + 0.1 * (hi - lo)
+            if not np.all(np.isfinite([lo, hi])) or (hi - lo).max() > 40 * max(pw, ph):
+                return self.sample(rng)    # view nearly parallel to the plane: draw again
+            bh, bw = bg.shape[:2]
+            bg_to_plane = np.array([[(hi[0] - lo[0]) / bw, 0, lo[0]], [0, (hi[1] - lo[1]) / bh, lo[1]], [0, 0, 1]])
+            frame = cv2.warpPerspective(bg, h_view @ bg_to_plane, (fw, fh), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REFLECT)
+            mask = cv2.warpPerspective(np.ones((int(round(ph)), int(round(pw))), np.uint8), h_view, (fw, fh),
+                                       flags=cv2.INTER_NEAREST)
+            if tex is not None:   # the photo covers exactly the target rectangle of the plane, i.e. the mask
+                th_, tw_ = tex.shape[:2]
+                tex_to_plane = np.array([[pw / tw_, 0, 0], [0, ph / th_, 0], [0, 0, 1]])
+                warped = cv2.warpPerspective(tex, h_view @ tex_to_plane, (fw, fh), flags=cv2.INTER_LINEAR)
+                cv2.copyTo(warped, mask, frame)
+            frames.append(self._photometric(rng, frame))
+            masks.append(mask)
+        if gray:
+            frames = [cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for f in frames]
+        b0, b1 = mask_box_xywh(masks[0]), mask_box_xywh(masks[1])
+        if (np.isnan(b0).any() or np.isnan(b1).any() or min(b0[2], b0[3], b1[2], b1[3]) < 4
+                or min(masks[0].sum(), masks[1].sum()) < 0.25 * tw * th):
+            return self.sample(rng)    # target (mostly) out of the view: draw again
         return FramePair(frames[0], b0, frames[1], b1, masks[1])
 
 

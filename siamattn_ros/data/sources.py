@@ -58,6 +58,27 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
+ANNOTATIONS = Path(__file__).resolve().parents[2] / "data" / "annotations"
+
+
+@functools.lru_cache(maxsize=1)
+def evaluation_footage() -> tuple[Path, ...]:
+    """Footage of the real evaluation set: every `source:` path named by a data/annotations/*/meta_info.ini.
+    Training never reads these files (nor anything under a named folder)."""
+    out = []
+    for ini in sorted(ANNOTATIONS.glob("*/meta_info.ini")):
+        for line in ini.read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "source" and val.strip():
+                out.append(Path(val.split()[0]))
+    return tuple(out)
+
+
+def is_evaluation_footage(path: Path | str) -> bool:
+    p = Path(path)
+    return any(p == f or f in p.parents for f in evaluation_footage())
+
+
 @functools.lru_cache(maxsize=4)
 def still_paths(split: str) -> tuple[Path, ...]:
     """Still images of a split (opencv-doc, plus a few ViSP stills in the training pool), sorted."""
@@ -72,7 +93,7 @@ def still_paths(split: str) -> tuple[Path, ...]:
     extra = {"train": ["Klimt/Klimt.ppm", "Solvay/Solvay_conference_1927_Version2_640x440.jpg"],
              "heldout": []}[split]
     out += [VISP_DATA / e for e in extra if (VISP_DATA / e).is_file()]
-    return tuple(out)
+    return tuple(p for p in out if not is_evaluation_footage(p))
 
 
 @functools.lru_cache(maxsize=64)

@@ -7,7 +7,7 @@ of ModelConfig) so ``load_model(path)`` needs no model name.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union, Tuple
 
 import torch
 from torch import nn
@@ -46,20 +46,22 @@ def _extract_state_dict(obj: Any, path: PathLike) -> Dict[str, torch.Tensor]:
     return out
 
 
-def load_checkpoint(model: nn.Module, path: PathLike) -> Dict[str, Any]:
+def load_checkpoint(model: nn.Module, path: PathLike, new_modules: Tuple[str, ...] = ()) -> Dict[str, Any]:
     """Load weights strictly into ``model``; returns the file's other top-level entries (config, epoch, ...).
 
     Raises CheckpointError listing every missing, unexpected and wrongly-shaped key. Missing ``num_batches_tracked``
     buffers are tolerated (they do not affect the forward pass). Half-precision files load into float models and
-    vice versa (values are cast to the model's dtypes).
+    vice versa (values are cast to the model's dtypes). ``new_modules``: names of child modules the file may lack
+    (e.g. ``("iou_head",)`` when fine-tuning an older checkpoint with a new head); they keep their initial weights.
     """
-    return _load_object(model, _read(path), path)
+    return _load_object(model, _read(path), path, new_modules)
 
 
-def _load_object(model: nn.Module, obj: Any, path: PathLike) -> Dict[str, Any]:
+def _load_object(model: nn.Module, obj: Any, path: PathLike, new_modules: Tuple[str, ...] = ()) -> Dict[str, Any]:
     state = _extract_state_dict(obj, path)
     own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    fresh = tuple(m + "." for m in new_modules)
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked") and not k.startswith(fresh)]
     unexpected = [k for k in state if k not in own]
     wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
              for k in own if k in state and state[k].shape != own[k].shape]
@@ -71,7 +73,7 @@ def _load_object(model: nn.Module, obj: Any, path: PathLike) -> Dict[str, Any]:
                               f"{' ' + model.cfg.name if hasattr(model, 'cfg') else ''}): missing {fmt(missing)}; "
                               f"unexpected {fmt(unexpected)}; wrong shape {fmt(wrong)}")
     for k in own:
-        if k not in state:  # tolerated num_batches_tracked
+        if k not in state:  # tolerated num_batches_tracked, or a new module
             state[k] = own[k]
     with torch.no_grad():
         model.load_state_dict(state, strict=True)

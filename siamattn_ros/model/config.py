@@ -47,6 +47,13 @@ class ModelConfig(YamlConfig):
     mask_out_size: int = 64
     bbox_fc_hidden: int = 512
     bbox_stds: Tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
+    # --- box-quality (IoU prediction) head: not in the paper; the embedded model's confidence ---------------------
+    # Predicts the IoU of a box with the target from the box's RoI features modulated by a template descriptor, so
+    # the published confidence can say when the box is off the target (the RPN score stays high on background that
+    # resembles the template, and on a box grown over the image border). Off for the paper model (authors' keys).
+    iou_head: bool = False
+    iou_pool_size: int = 5
+    iou_hidden: int = 128
     # --- geometry (shared with the tracker) ----------------------------------------------------------------------
     exemplar_size: int = 127
     instance_size: int = 255
@@ -105,6 +112,7 @@ def embedded_config() -> ModelConfig:
         bbox_offset_hidden=256,
         mask_head_channels=64,
         bbox_fc_hidden=256,
+        iou_head=True,
     )
 
 

@@ -43,3 +43,36 @@ class FusedSemanticHead(nn.Module):
         for conv in self.convs:
             x = conv(x)
         return self.conv_logits(self.relu(self.upsample(x)))
+
+
+class BoxQualityHead(nn.Module):
+    """Predicts the IoU of a box with the target (a logit; sigmoid gives the IoU estimate).
+
+    Not part of the paper. The RoI's box features (plain RoI-align on the fused 25x25 map) are scaled channel-wise
+    by a descriptor of the template, so the prediction depends on *what* is tracked, not only on how object-like the
+    region is: a look-alike, background, or a box grown over the out-of-image padding all score low.
+    """
+
+    def __init__(self, channels: int, template_channels: int, pool_size: int, spatial_scale: float,
+                 hidden: int) -> None:
+        super().__init__()
+        self.pool_size = pool_size
+        self.spatial_scale = spatial_scale
+        self.modulation = nn.Linear(template_channels, channels)
+        self.fc = nn.Sequential(nn.Linear(channels * pool_size * pool_size, hidden), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, hidden), nn.ReLU(inplace=True))
+        self.out = nn.Linear(hidden, 1)
+
+    @staticmethod
+    def template_descriptor(template_features: "list[torch.Tensor]") -> torch.Tensor:
+        """(B, sum C) global average of the template's adjusted feature levels."""
+        return torch.cat([f.mean(dim=(2, 3)) for f in template_features], dim=1)
+
+    def forward(self, features: torch.Tensor, template_vec: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        from torchvision.ops import roi_align
+
+        pooled = roi_align(features, rois.to(features.dtype), self.pool_size, self.spatial_scale, sampling_ratio=2,
+                           aligned=True)
+        gate = 2.0 * torch.sigmoid(self.modulation(template_vec))       # (B, C), 1 at initialisation
+        pooled = pooled * gate[rois[:, 0].long()][:, :, None, None]
+        return self.out(self.fc(pooled.flatten(1))).squeeze(1)

@@ -14,7 +14,7 @@ from siamattn_ros.model.config import ModelConfig, get_config
 from siamattn_ros.model.deform_conv import DeformConvPack
 from siamattn_ros.model.dsa import FeatureEnhance, TemplateCache
 from siamattn_ros.model.fusion import FeatureFusionNeck
-from siamattn_ros.model.heads import FCx2DetHead, FusedSemanticHead
+from siamattn_ros.model.heads import BoxQualityHead, FCx2DetHead, FusedSemanticHead
 from siamattn_ros.model.mobilenet import MobileNetV2Backbone
 from siamattn_ros.model.neck import AdjustAllLayer
 from siamattn_ros.model.resnet_atrous import ResNet50Atrous
@@ -23,7 +23,8 @@ from siamattn_ros.model.xcorr import MultiRPN
 
 class SiamAttn(nn.Module):
     """Seven children (their names are the state_dict prefixes of the authors' model): backbone, neck, rpn_head,
-    feature_enhance, feature_fusion, mask_head, bbox_head.
+    feature_enhance, feature_fusion, mask_head, bbox_head; plus iou_head (box quality) in models whose config asks
+    for it (the embedded model; never the paper's).
 
     Inputs are BGR float 0..255 crops: template (B, 3, 127, 127), search (B, 3, 255, 255).
     """
@@ -52,11 +53,16 @@ class SiamAttn(nn.Module):
         self.bbox_head = FCx2DetHead(
             f, cfg.bbox_pool_size, 1.0 / (cfg.instance_size / cfg.score_size), cfg.bbox_fc_hidden,
             cfg.bbox_offset_hidden, cfg.bbox_offset_input_size, cfg.sample_per_part, cfg.trans_std)
+        self.iou_head: Optional[BoxQualityHead] = None
+        if cfg.iou_head:
+            self.iou_head = BoxQualityHead(f, 3 * c, cfg.iou_pool_size, 1.0 / (cfg.instance_size / cfg.score_size),
+                                           cfg.iou_hidden)
         # Per-sequence state (plain attributes, not modules/buffers: never saved).
         self._zf: Optional[List[torch.Tensor]] = None
         self._dsa_cache: Optional[List[TemplateCache]] = None
         self._box_feat: Optional[torch.Tensor] = None
         self._mask_feat: Optional[torch.Tensor] = None
+        self._template_vec: Optional[torch.Tensor] = None
 
     # --- the four calls -------------------------------------------------------------------------------------------
     def extract(self, img: torch.Tensor) -> List[torch.Tensor]:
@@ -72,6 +78,7 @@ class SiamAttn(nn.Module):
         again after changing the weights.
         """
         self._zf = self.extract(z)
+        self._template_vec = None if self.iou_head is None else BoxQualityHead.template_descriptor(self._zf[2:])
         self._dsa_cache = None if self.training else self.feature_enhance.cache_template(self._zf[2:])
 
     def track(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -111,21 +118,34 @@ class SiamAttn(nn.Module):
             raise RuntimeError("SiamAttn.mask_refine() called before track()")
         return self.mask_head(self._mask_feat, self._check_rois(rois))
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor, rois: Optional[torch.Tensor] = None
-                ) -> Dict[str, torch.Tensor]:
-        """All four calls in one (for training, e.g. under DistributedDataParallel, which hooks forward()):
-        {'cls', 'loc'} plus {'bbox', 'mask'} (mask logits) when rois are given."""
+    def box_quality(self, rois: torch.Tensor) -> torch.Tensor:
+        """(n, 5) RoIs in search-crop pixels -> (n,) logits of their predicted IoU with the target (models with
+        ``cfg.iou_head`` only; apply sigmoid for the IoU estimate)."""
+        if self.iou_head is None:
+            raise RuntimeError(f"model {self.cfg.name!r} has no box-quality head (ModelConfig.iou_head is False)")
+        if self._box_feat is None or self._template_vec is None:
+            raise RuntimeError("SiamAttn.box_quality() called before template() and track()")
+        return self.iou_head(self._box_feat, self._template_vec, self._check_rois(rois))
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor, rois: Optional[torch.Tensor] = None,
+                quality_rois: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """All calls in one (for training, e.g. under DistributedDataParallel, which hooks forward()):
+        {'cls', 'loc'} plus {'bbox', 'mask'} (mask logits) when rois are given, plus 'iou' (logits) on
+        quality_rois (default: rois) for a model with the box-quality head."""
         self.template(z)
         out = self.track(x)
         if rois is not None:
             out["bbox"] = self.bbox_refine(rois)
             out["mask"] = self.mask_refine(rois)
+        q = quality_rois if quality_rois is not None else rois
+        if q is not None and self.iou_head is not None:
+            out["iou"] = self.box_quality(q)
         return out
 
     # --- helpers ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Drop the cached template / frame features."""
-        self._zf = self._dsa_cache = self._box_feat = self._mask_feat = None
+        self._zf = self._dsa_cache = self._box_feat = self._mask_feat = self._template_vec = None
 
     def anchors(self) -> np.ndarray:
         """(A, 4, S, S) anchors (cx, cy, w, h), centres relative to the crop centre, crop pixels."""

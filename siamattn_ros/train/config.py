@@ -41,6 +41,9 @@ class TrainConfig(YamlConfig):
     bbox_weight: float = 1.0
     mask_weight: float = 0.5
     mask_ohem_keep: float = 0.7
+    iou_weight: float = 1.0               # box-quality (IoU prediction) head, models with cfg.iou_head
+    # Start from the weights of this checkpoint (fine-tuning); modules it lacks (e.g. a new iou_head) start fresh.
+    init_checkpoint: str = ""
     # --- data ---
     neg_prob: float = 0.2
     sources: list = field(default_factory=lambda: [{"type": "synthetic", "weight": 1.0, "split": "train"}])

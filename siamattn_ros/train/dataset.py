@@ -7,13 +7,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from siamattn_ros.data.pairs import (AugmentConfig, PairSource, StillPairSource, SyntheticPairSource,
-                                     VideoPairSource, crop_pair)
+from siamattn_ros.data.pairs import (AugmentConfig, PairSource, PlanarPairSource, StillPairSource,
+                                     SyntheticPairSource, VideoPairSource, crop_pair)
 from siamattn_ros.train.targets import AnchorTargets
 
 
 def build_sources(specs: Seq[dict]) -> tuple[list[PairSource], np.ndarray]:
-    """Sources from config entries {type: synthetic|got10k|lasot|coco|youtube_vos, weight, ...}."""
+    """Sources from config entries {type: synthetic|planar|got10k|lasot|coco|youtube_vos, weight, ...}."""
     from siamattn_ros.data import formats
 
     out, weights = [], []
@@ -23,6 +23,8 @@ def build_sources(specs: Seq[dict]) -> tuple[list[PairSource], np.ndarray]:
         w = float(spec.pop("weight", 1.0))
         if kind == "synthetic":
             src: PairSource = SyntheticPairSource(**spec)
+        elif kind == "planar":
+            src = PlanarPairSource(**spec)
         elif kind in ("got10k", "lasot"):
             src = VideoPairSource(formats.load_got10k(spec.pop("root")), **spec)
         elif kind == "youtube_vos":
@@ -30,7 +32,7 @@ def build_sources(specs: Seq[dict]) -> tuple[list[PairSource], np.ndarray]:
         elif kind == "coco":
             src = StillPairSource(formats.load_coco(spec.pop("annotations"), spec.pop("images")), **spec)
         else:
-            raise ValueError(f"unknown data source type {kind!r} (synthetic, got10k, lasot, coco, youtube_vos)")
+            raise ValueError(f"unknown data source type {kind!r} (synthetic, planar, got10k, lasot, coco, youtube_vos)")
         out.append(src)
         weights.append(w)
     if not out:

@@ -17,12 +17,13 @@ from siamattn_ros.model import build_model, save_checkpoint
 from siamattn_ros.model.siamattn import SiamAttn
 from siamattn_ros.train.config import TrainConfig
 from siamattn_ros.train.dataset import PairDataset, ShardSampler, build_sources
-from siamattn_ros.train.losses import box_refine_loss, mask_refine_loss, rpn_cls_loss, rpn_loc_loss
+from siamattn_ros.train.losses import (box_quality_loss, box_refine_loss, mask_refine_loss, rpn_cls_loss,
+                                       rpn_loc_loss)
 from siamattn_ros.train.schedule import lr_at_fraction
 from siamattn_ros.train.targets import (AnchorTargets, box_refine_targets, decode_rpn, mask_refine_targets,
-                                        sample_rois)
+                                        sample_quality_rois, sample_rois)
 
-LOSS_KEYS = ("total", "cls", "loc", "bbox", "mask")
+LOSS_KEYS = ("total", "cls", "loc", "bbox", "mask", "iou")
 
 
 class TrainStep(nn.Module):
@@ -64,8 +65,15 @@ class TrainStep(nn.Module):
             l_mask = logits.sum() * 0.0
         if dummy:
             l_bbox = l_bbox * 0.0
-        total = c.cls_weight * l_cls + c.loc_weight * l_loc + c.bbox_weight * l_bbox + c.mask_weight * l_mask
-        return {"total": total, "cls": l_cls, "loc": l_loc, "bbox": l_bbox, "mask": l_mask}
+        if m.iou_head is not None:
+            qrois, qiou = sample_quality_rois(proposals.cpu(), gt.float().cpu(), batch["negative"].cpu(), c.targets,
+                                              self.generator, mc.instance_size)
+            l_iou = box_quality_loss(m.box_quality(qrois.to(gt.device)), qiou.to(gt.device))
+        else:
+            l_iou = l_cls * 0.0
+        total = (c.cls_weight * l_cls + c.loc_weight * l_loc + c.bbox_weight * l_bbox + c.mask_weight * l_mask
+                 + c.iou_weight * l_iou)
+        return {"total": total, "cls": l_cls, "loc": l_loc, "bbox": l_bbox, "mask": l_mask, "iou": l_iou}
 
 
 def _backbone_trainable(model: SiamAttn, on: bool, bn_train: bool) -> None:
@@ -137,6 +145,13 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps_this_run: Optional[i
             print(f"DDP world_size {world} ({dist.get_backend()}) on {device}", flush=True)
 
     model = build_model(cfg.model)
+    if cfg.init_checkpoint and not (resume and (out / "checkpoint_last.pth").is_file()):
+        from siamattn_ros.model import load_checkpoint
+
+        fresh = tuple(n for n in ("iou_head",) if getattr(model, n, None) is not None)
+        load_checkpoint(model, cfg.init_checkpoint, new_modules=fresh)
+        if rank == 0:
+            print(f"initialised from {cfg.init_checkpoint} (fresh: {', '.join(fresh) or 'none'})")
     model.set_deform_impl(cfg.deform_impl)
     mc = model.cfg
     targets = AnchorTargets(mc.anchor_stride, mc.anchor_ratios, mc.anchor_scales, mc.score_size, mc.instance_size,

@@ -46,3 +46,10 @@ def mask_refine_loss(logits: torch.Tensor, target: torch.Tensor, keep: float = 0
     per_px = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten()
     k = max(1, int(round(keep * per_px.numel())))
     return torch.topk(per_px, k, sorted=False).values.mean()
+
+
+def box_quality_loss(logits: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the predicted IoU (logits) against the soft IoU targets in [0, 1]."""
+    if logits.numel() == 0:
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits, iou.clamp(0.0, 1.0))

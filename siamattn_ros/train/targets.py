@@ -24,6 +24,7 @@ class TargetConfig:
     neg_window: int = 3        # negative pair: anchors within +-3 cells (7x7) of the object position
     roi_per_img: int = 15
     fg_thresh: float = 0.5
+    quality_per_img: int = 8   # RoIs per image for the box-quality (IoU) head, spread over IoU 0..1
 
 
 class AnchorTargets:
@@ -155,3 +156,42 @@ def mask_refine_targets(masks: torch.Tensor, rois: torch.Tensor, size: int) -> t
     m = masks[:, None].float()
     t = roi_align(m, rois.float(), output_size=size, spatial_scale=1.0, sampling_ratio=1, aligned=True)
     return (t >= 0.5).float()
+
+
+def sample_quality_rois(proposals: torch.Tensor, gt: torch.Tensor, negative: torch.Tensor, cfg: TargetConfig,
+                        generator: torch.Generator, instance_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoIs for the box-quality head and their IoU targets, for every image of the batch.
+
+    The head must rank boxes on the target above boxes that are not: so per image half the RoIs are the GT jittered
+    in position and scale (3/8 slightly, 1/8 strongly: IoU spread over 0..1), a quarter are grown 1.5-4x around the target (the failure where
+    the box swells over the out-of-image padding), and a quarter are RPN proposals anywhere in the crop
+    (background, look-alikes). Negative pairs (template of another object) have target IoU 0 everywhere.
+    proposals (B, N, 4), gt (B, 4) corner boxes, negative (B,) bool -> rois (B*k, 5), targets (B*k,).
+    """
+    k = cfg.quality_per_img
+    b = gt.size(0)
+    n_jit, n_big = k // 2, k // 4
+    n_prop = k - n_jit - n_big
+    rois, targets = [], []
+    for i in range(b):
+        g = gt[i]
+        cx, cy = (g[0] + g[2]) / 2, (g[1] + g[3]) / 2
+        w, h = (g[2] - g[0]).clamp(min=4.0), (g[3] - g[1]).clamp(min=4.0)
+        r = torch.rand(n_jit + n_big, 4, generator=generator)
+        # Most jittered boxes close to the target (IoU mostly 0.5-0.95: the head must rank good boxes, which is
+        # what the tracker asks it about), the rest far off (IoU mostly below 0.4).
+        spread = torch.tensor([0.4 if j < (3 * n_jit) // 4 else 2.4 for j in range(n_jit)])[:, None]
+        jit_s = torch.exp((r[:n_jit, 2:] - 0.5) * spread)                 # size x0.82..x1.22 | x0.30..x3.3
+        jit_c = (r[:n_jit, :2] - 0.5) * spread / 1.5 * torch.stack([w, h])  # centre +-0.13 | +-0.8 of the size
+        big_s = 1.5 + 2.5 * r[n_jit:, 2:]                                  # x1.5 .. x4
+        big_c = (r[n_jit:, :2] - 0.5) * 0.5 * torch.stack([w, h])
+        sizes = torch.cat([jit_s, big_s]) * torch.stack([w, h])
+        centres = torch.cat([jit_c, big_c]) + torch.stack([cx, cy])
+        boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], 1)
+        pick = torch.randint(proposals.size(1), (n_prop,), generator=generator)
+        boxes = torch.cat([boxes, proposals[i, pick]], 0)
+        boxes = boxes.clamp(-instance_size, 2 * instance_size)
+        iou = torch.zeros(k) if bool(negative[i]) else box_iou(boxes, g[None])[:, 0]
+        rois.append(torch.cat([torch.full((k, 1), float(i)), boxes], 1))
+        targets.append(iou)
+    return torch.cat(rois), torch.cat(targets)

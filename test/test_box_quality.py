@@ -1,0 +1,131 @@
+"""The box-quality (IoU prediction) head that gives the embedded model its confidence, its training targets, the
+fine-tuning checkpoint load, and the planar camera-motion training pairs."""
+import numpy as np
+import pytest
+import torch
+
+from siamattn_ros.data import sources
+from siamattn_ros.model import CheckpointError, build_model, load_checkpoint, paper_config, save_checkpoint
+from siamattn_ros.train.losses import box_quality_loss
+from siamattn_ros.train.targets import TargetConfig, sample_quality_rois
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_quality_rois_targets_are_their_iou_and_cover_good_and_bad_boxes():
+    g = torch.Generator().manual_seed(0)
+    gt = torch.tensor([[100.0, 90.0, 160.0, 170.0], [40.0, 50.0, 80.0, 70.0]])
+    proposals = torch.rand(2, 50, 2, generator=g) * 200
+    proposals = torch.cat([proposals, proposals + 10 + torch.rand(2, 50, 2, generator=g) * 80], 2)
+    cfg = TargetConfig(quality_per_img=8)
+    ious = []
+    for _ in range(40):
+        rois, target = sample_quality_rois(proposals, gt, torch.tensor([False, False]), cfg, g, 255)
+        assert rois.shape == (16, 5) and target.shape == (16,)
+        assert rois[:8, 0].eq(0).all() and rois[8:, 0].eq(1).all()
+        for r, t in zip(rois.numpy(), target.numpy()):
+            assert t == pytest.approx(_iou(r[1:], gt[int(r[0])].numpy()), abs=1e-5)
+        # The grown boxes (slots 4-5 of each image) are 1.5-4x the target's sides.
+        gw = (gt[:, 2] - gt[:, 0]).repeat_interleave(8)
+        w = rois[:, 3] - rois[:, 1]
+        grown = torch.tensor([k % 8 in (4, 5) for k in range(16)])
+        assert (w[grown] >= 1.5 * gw[grown] - 1e-4).all() and (w[grown] <= 4.0 * gw[grown] + 1e-4).all()
+        ious.append(target)
+    ious = torch.cat(ious)
+    assert (ious >= 0.5).float().mean() > 0.15 and (ious < 0.2).float().mean() > 0.25
+
+
+def test_quality_targets_of_a_negative_pair_are_zero():
+    g = torch.Generator().manual_seed(1)
+    gt = torch.tensor([[100.0, 90.0, 160.0, 170.0]])
+    proposals = torch.tensor([[[100.0, 90.0, 160.0, 170.0]] * 10])
+    _, target = sample_quality_rois(proposals, gt, torch.tensor([True]), TargetConfig(), g, 255)
+    assert torch.all(target == 0)
+
+
+def test_box_quality_loss_is_smallest_at_the_target():
+    t = torch.tensor([0.9, 0.1])
+    right = box_quality_loss(torch.logit(t), t)
+    wrong = box_quality_loss(torch.logit(1 - t), t)
+    assert right < wrong
+
+
+def test_embedded_model_has_the_head_and_it_depends_on_the_template():
+    torch.manual_seed(0)
+    m = build_model("siamattn_mnv2", pretrained=False).eval()
+    assert m.iou_head is not None and build_model(paper_config(), pretrained=False).iou_head is None
+    with pytest.raises(RuntimeError, match="before template"):
+        m.box_quality(torch.tensor([[0.0, 10, 10, 50, 50]]))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 255, 255, generator=g) * 255
+    rois = torch.tensor([[0.0, 90, 90, 160, 160], [0.0, 0, 0, 254, 254]])
+    with torch.no_grad():
+        torch.nn.init.normal_(m.iou_head.modulation.weight, std=0.5)
+        outs = []
+        for seed in (1, 2):
+            m.template(torch.rand(1, 3, 127, 127, generator=torch.Generator().manual_seed(seed)) * 255)
+            m.track(x)
+            outs.append(m.box_quality(rois))
+    assert outs[0].shape == (2,) and torch.isfinite(outs[0]).all()
+    assert not torch.allclose(outs[0], outs[1])       # the same boxes, another template: another quality
+
+
+def test_fine_tuning_load_accepts_only_the_named_new_head(tmp_path):
+    old_cfg = build_model("siamattn_mnv2", pretrained=False).cfg
+    old_cfg.iou_head = False
+    old = build_model(old_cfg, pretrained=False)
+    save_checkpoint(old, tmp_path / "old.pth")
+    new = build_model("siamattn_mnv2", pretrained=False)
+    with pytest.raises(CheckpointError, match="iou_head"):
+        load_checkpoint(new, tmp_path / "old.pth")
+    before = new.iou_head.out.weight.clone()
+    load_checkpoint(new, tmp_path / "old.pth", new_modules=("iou_head",))
+    assert torch.equal(new.iou_head.out.weight, before)
+    for key, value in old.state_dict().items():                         # everything else comes from the file
+        assert torch.equal(new.state_dict()[key], value), key
+
+
+needs_data = pytest.mark.skipif(not sources.available(), reason="opencv-doc images not installed (apt-get install "
+                                "opencv-doc visp-images-data)")
+
+
+@needs_data
+def test_planar_pairs_have_real_tracking_statistics():
+    from siamattn_ros.data.pairs import PlanarPairSource
+    from siamattn_ros.data.shapes import mask_box_xywh
+
+    src = PlanarPairSource(gray_prob=0.2)
+    rng = np.random.default_rng(0)
+    fw, fh = src.frame_size
+    widths, border, aspects, grey = [], 0, [], 0
+    n = 60
+    for _ in range(n):
+        p = src.sample(rng)
+        assert p.template_image.shape == (fh, fw, 3) and p.search_image.shape == (fh, fw, 3)
+        np.testing.assert_allclose(p.search_box, mask_box_xywh(p.search_mask))      # truth = visible mask's box
+        for b in (p.template_box, p.search_box):
+            assert b[0] >= 0 and b[1] >= 0 and b[0] + b[2] <= fw + 1e-6 and b[1] + b[3] <= fh + 1e-6
+        b = p.search_box
+        widths.append(b[2] / fw)
+        aspects.append(max(b[2] / b[3], b[3] / b[2]))
+        border += b[0] <= 0.5 or b[1] <= 0.5 or b[0] + b[2] >= fw - 0.5 or b[1] + b[3] >= fh - 0.5
+        grey += bool(np.all(p.search_image[..., 0] == p.search_image[..., 1]))
+    widths = np.array(widths)
+    assert widths.max() > 0.5 and (widths * fw <= 25).sum() >= 3         # large and small targets
+    assert border / n > 0.2                                             # touching / crossing the frame border
+    assert max(aspects) > 3.0 and grey >= 3
+
+
+@needs_data
+def test_training_never_reads_evaluation_footage():
+    footage = sources.evaluation_footage()
+    assert footage, "data/annotations names its footage in meta_info.ini"
+    for split in sources.SPLITS:
+        assert not any(sources.is_evaluation_footage(p) for p in sources.still_paths(split))
