@@ -129,3 +129,42 @@ def test_training_never_reads_evaluation_footage():
     assert footage, "data/annotations names its footage in meta_info.ini"
     for split in sources.SPLITS:
         assert not any(sources.is_evaluation_footage(p) for p in sources.still_paths(split))
+
+
+def test_tracker_confidence_is_the_quality_of_the_refined_box():
+    from siamattn_ros.tracker import Tracker, TrackerConfig
+
+    torch.manual_seed(0)
+    model = build_model("siamattn_mnv2", pretrained=False)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.iou_head.out.weight, std=0.5)   # a head that does not answer ~0.5 everywhere
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    tracker = Tracker(model, TrackerConfig(warmup=False))
+    assert tracker.has_quality_head
+    tracker.init(frame, (130.0, 90.0, 60.0, 50.0))
+    result = tracker.track(frame)
+    assert 0.0 < result.confidence < 1.0 and result.confidence != pytest.approx(tracker.last_score)
+    # Independently: the head on the refined box of the same search step.
+    x = tracker._crop(frame, tracker._center, 120, 255)
+    params = torch.tensor([60.0, 50.0, 0.04, 0.44])
+    with torch.inference_mode():
+        out = tracker._search_step(x, params)
+        cx, cy, w, h = out[6:10].tolist()
+        expected = torch.sigmoid(model.box_quality(torch.tensor([[0.0, cx - w / 2, cy - h / 2, cx + w / 2,
+                                                                   cy + h / 2]])))
+    assert float(out[10]) == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_tracker_without_quality_head_reports_the_rpn_score():
+    from siamattn_ros.tracker import Tracker, TrackerConfig
+
+    torch.manual_seed(0)
+    model = build_model("siamattn_mnv2", pretrained=False)
+    model.iou_head = None
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    tracker = Tracker(model, TrackerConfig(warmup=False))
+    tracker.init(frame, (130.0, 90.0, 60.0, 50.0))
+    result = tracker.track(frame)
+    assert not tracker.has_quality_head and result.confidence == pytest.approx(tracker.last_score)

@@ -63,14 +63,18 @@ ANNOTATIONS = Path(__file__).resolve().parents[2] / "data" / "annotations"
 
 @functools.lru_cache(maxsize=1)
 def evaluation_footage() -> tuple[Path, ...]:
-    """Footage of the real evaluation set: every `source:` path named by a data/annotations/*/meta_info.ini.
-    Training never reads these files (nor anything under a named folder)."""
+    """Footage of the real evaluation set: every `source:` named by a data/annotations/*/meta_info.ini. Training
+    never reads these files (nor anything under a named folder)."""
+    from siamattn_ros.data.seqio import footage_source, resolve_footage
+
     out = []
     for ini in sorted(ANNOTATIONS.glob("*/meta_info.ini")):
-        for line in ini.read_text().splitlines():
-            key, _, val = line.partition(":")
-            if key.strip() == "source" and val.strip():
-                out.append(Path(val.split()[0]))
+        named = footage_source(ini.parent)
+        if named is not None:
+            try:
+                out.append(resolve_footage(named[0]))
+            except FileNotFoundError:   # footage package not installed: nothing of it can be read either
+                pass
     return tuple(out)
 
 

@@ -129,6 +129,8 @@ class Tracker:
         self.num_anchors = anchors.shape[1] // (self.score_size ** 2)
         self.anchors = torch.from_numpy(anchors).to(self.device)
         self.window = torch.from_numpy(D.cosine_window(self.score_size, self.num_anchors)).to(self.device)
+        self.has_quality_head = getattr(model, "iou_head", None) is not None
+        self.last_score = float("nan")  # the RPN score of the last frame (the confidence without a quality head)
         self.half = bool(half)
         self._cuda = self.device.type == "cuda"
         if self.half and not self._cuda:
@@ -257,15 +259,19 @@ class Tracker:
         finite = all(math.isfinite(v) for v in vals)
         if not finite:
             vals = [0.0] * len(vals)
-        score, pen, cx_r, cy_r, w_r, h_r, cx_f, cy_f, w_f, h_f = vals
+        score, pen, cx_r, cy_r, w_r, h_r, cx_f, cy_f, w_f, h_f, quality = vals
+        # The published confidence: the box-quality head's IoU estimate for the refined box where the model has one
+        # (it drops when the box is off the target, where the RPN score often stays high), else the RPN score.
+        confidence = quality if self.has_quality_head else score
+        self.last_score = score
         t2 = time.perf_counter()
         if "network" not in timings:  # graph replay or no profiling: network and device decode are one stage
             timings["network"] = (t2 - t1) * 1e3
             timings["decode"] = 0.0
 
         # Confidence state, then the state update (steps 8-10) unless long-term mode holds the state.
-        state = self._sm.update(score, cfg)
-        hold = not finite or (cfg.long_term and (score < cfg.lost_threshold or state == TrackState.LOST))
+        state = self._sm.update(confidence, cfg)
+        hold = not finite or (cfg.long_term and (confidence < cfg.lost_threshold or state == TrackState.LOST))
         if not hold:
             new_cx = cx_f / scale_z + crop_x0
             new_cy = cy_f / scale_z + crop_y0
@@ -295,7 +301,7 @@ class Tracker:
             self._tick(timings, "mask", t3)
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self.last_timings = timings
-        return TrackResult(box_xywh=box, polygon=polygon, mask=mask, confidence=float(score), state=state,
+        return TrackResult(box_xywh=box, polygon=polygon, mask=mask, confidence=float(confidence), state=state,
                            init_id=self._init_id, frames_since_init=self._frames)
 
     # --- steps -----------------------------------------------------------------------------------------------------
@@ -332,8 +338,9 @@ class Tracker:
     def _search_step(self, x: torch.Tensor, params: torch.Tensor,
                      timings: Optional[Dict[str, float]] = None) -> torch.Tensor:
         """Network + decode + best anchor + box refinement, all on the device. params = (target w, h in crop
-        pixels, penalty_k, window_influence). Returns (10,) float32: score, penalty, clipped RPN box (cx, cy, w, h)
-        and refined box (cx, cy, w, h), both in crop pixels."""
+        pixels, penalty_k, window_influence). Returns (11,) float32: score, penalty, clipped RPN box (cx, cy, w, h)
+        and refined box (cx, cy, w, h), both in crop pixels, and the box quality (the quality head's IoU estimate for
+        the refined box; the score again for a model without the head)."""
         profiling = timings is not None and self.profile
         t = time.perf_counter()
         with self._autocast():
@@ -355,7 +362,14 @@ class Tracker:
             t = self._tick(timings, "bbox_refine", t)
             timings["network"] += (t - t0) * 1e3
         refined = D.decode_refine(deltas, rpn_box, self._stds)
-        return torch.cat((score[best].view(1), penalty[best].view(1), rpn_box, refined))
+        if self.has_quality_head:
+            half = refined[2:] / 2
+            quality_roi = torch.cat((refined.new_zeros(1), refined[:2] - half, refined[:2] + half)).view(1, 5)
+            with self._autocast():
+                quality = torch.sigmoid(self.model.box_quality(quality_roi).float())
+        else:
+            quality = score[best].view(1)
+        return torch.cat((score[best].view(1), penalty[best].view(1), rpn_box, refined, quality.view(1)))
 
     def _mask_step(self, roi: torch.Tensor) -> torch.Tensor:
         """Mask head on a (1, 5) RoI → M×M float32 probabilities on the device."""
