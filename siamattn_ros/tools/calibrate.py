@@ -1,5 +1,6 @@
-"""Calibrate the confidence thresholds of a model on held-out semi-synthetic sequences with exact truth.
+"""Calibrate the confidence thresholds of a model on annotated real sequences or on generated ones with exact truth.
 
+    python -m siamattn_ros.tools.calibrate [--model embedded] --real data/annotations/<seq> ... [--verify]
     python -m siamattn_ros.tools.calibrate [--model embedded] [--sequences 6] [--frames 80] [--threads 1]
 
 The raw score of a Siamese tracker is not a probability of "the target is here": a model may give background
@@ -71,7 +72,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--config", default=None, help="preset the other values come from (default: the model's)")
-    ap.add_argument("--sequences", type=int, default=6)
+    ap.add_argument("--sequences", type=int, default=6, help="number of generated sequences (without --real)")
+    ap.add_argument("--real", nargs="+", default=None, metavar="DIR",
+                    help="calibrate on these annotated real sequences (folders or roots of folders holding "
+                         "groundtruth.txt, e.g. data/annotations/visp_mire2) instead of generated ones")
     ap.add_argument("--frames", type=int, default=80)
     ap.add_argument("--seed", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
@@ -83,14 +87,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     from siamattn_ros.data import SequenceSpec, make_sequence
+    from siamattn_ros.data.seqio import list_sequences, read_sequence
     from siamattn_ros.tracker.build import build_tracker
 
     torch.set_num_threads(args.threads)
     tracker = build_tracker(args.model, checkpoint=args.checkpoint, config=args.config)
     base = tracker.config
-    spec = SequenceSpec(num_frames=args.frames, width=480, height=360, leave_reenter=True, occlusion=True,
-                        distractor=True)
-    seqs = [make_sequence(spec, seed=args.seed + i) for i in range(args.sequences)]
+    if args.real:
+        folders = [f for root in args.real for f in list_sequences(root)]
+        if not folders:
+            raise SystemExit(f"--real: no sequence folder (with groundtruth.txt) under {args.real}")
+        seqs = [read_sequence(f, load_masks=False) for f in folders]
+        print("real sequences: " + ", ".join(f"{f.name} ({len(q.frames)} frames)" for f, q in zip(folders, seqs)))
+    else:
+        spec = SequenceSpec(num_frames=args.frames, width=480, height=360, leave_reenter=True, occlusion=True,
+                            distractor=True)
+        seqs = [make_sequence(spec, seed=args.seed + i) for i in range(args.sequences)]
     if args.use:
         vals = [float(v) for v in args.use.split(",")]
         if len(vals) != 3:
