@@ -135,3 +135,34 @@ def test_sample_pairs_from_the_training_config(tmp_path):
     assert all(s.grey_crop)                                             # gray: 1.0 reaches every crop
     assert all(0.0 <= p <= 1.0 for p in s.pad)
     np.testing.assert_allclose(np.array(s.frame_wh), [[384, 384]] * 3)  # SyntheticPairSource's frame size
+
+
+def test_attribute_flags_of_pairs_and_sequences(tmp_path):
+    pairs = pair_stats.Samples("hand")
+    for tb, sb in (([0, 0, 10, 10], [30, 0, 10, 20]),      # area 200; centre moves 30.4 px = 3.04 sizes; x 0: edge
+                   ([40, 40, 20, 20], [41, 40, 40, 40])):   # area x4 (SV); moves 14.9 px = 0.74 sizes
+        tb, sb = np.array(tb, float), np.array(sb, float)
+        pairs.frame_wh.append((100, 100))
+        pairs.tmpl_box.append(tb)
+        pairs.box.append(sb)
+        pairs.step_prev.append(tb)
+        pairs.step_cur.append(sb)
+        pairs.step_px.append(float(np.hypot(*(sb[:2] + sb[2:] / 2 - tb[:2] - tb[2:] / 2))))
+        pairs.tmpl_at_border.append(bool(bs.touches_border(tb, (100, 100))[0]))
+    f = pair_stats.attribute_flags(pairs)
+    assert {k: v.tolist() for k, v in f.items()} == {
+        "lr_otb": [True, False], "lr_lasot": [True, False], "fm_otb": [True, False], "fm_lasot": [True, False],
+        "sv": [False, True],     # pair 1: area ratio exactly 2 is inside [1/2, 2]
+        "arc": [False, False],   # pair 1: aspect 1 -> 0.5, on the boundary
+        "border": [True, False], "absent": [False, False]}
+    frames = [np.full((80, 100, 3), 60, np.uint8)] * 3
+    boxes = np.array([[10, 10, 20, 20], [12, 10, 20, 20], [NAN] * 4])   # area 400: not < 400, but < 1000
+    folder = write_sequence(Sequence(frames, boxes, None, np.array([True, True, False]), name="toy"), tmp_path / "toy")
+    seq = pair_stats.sequence_samples(folder)
+    assert pair_stats.attribute_flags(seq) == {"lr_otb": False, "lr_lasot": True, "fm_otb": False, "fm_lasot": False,
+                                               "sv": False, "arc": False, "border": False, "absent": True}
+    lines = pair_stats.attribute_table([pairs], [seq, seq])
+    assert lines[0] == "| attribute | hand (pairs) | real: sequences of 2 | toy | toy |"
+    row = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[2:]}
+    assert row["LR (OTB): box area < 400 px"] == ["50 %", "0", "·", "· |"]
+    assert row["target absent (out of view / fully hidden)"] == ["0 %", "2", "yes", "yes |"]

@@ -68,6 +68,7 @@ class Samples:
     pad: list = dataclasses.field(default_factory=list)             # search crop fraction outside the image
     grey_frame: list = dataclasses.field(default_factory=list)
     grey_crop: list = dataclasses.field(default_factory=list)
+    visible: list = dataclasses.field(default_factory=list)         # real sequences: target in view, every frame
 
     def extend(self, other: "Samples") -> None:
         for f in dataclasses.fields(self):
@@ -126,6 +127,64 @@ def summarise(s: Samples) -> dict:
                 + (_pct(bs.fraction(s.grey_crop)) if s.grey_crop else "—"),
     }
     return out
+
+
+# Benchmark attributes computed from the truth (the thresholds of the OTB-100 and LaSOT attribute definitions,
+# docs/TRAINING_DATA.md): (key, label). "Ratio" is read as the ratio of box areas, the first box being the template.
+ATTRIBUTES = (
+    ("lr_otb", "LR (OTB): box area < 400 px"),
+    ("lr_lasot", "LR (LaSOT): box area < 1000 px"),
+    ("fm_otb", "FM (OTB): centre motion > 20 px"),
+    ("fm_lasot", "FM (LaSOT): centre motion > box size √(wh)"),
+    ("sv", "SV: area ratio to the template ∉ [½, 2]"),
+    ("arc", "ARC (LaSOT): aspect ratio change to the template ∉ [½, 2]"),
+    ("border", "box at the frame edge (target cut by / touching it)"),
+    ("absent", "target absent (out of view / fully hidden)"),
+)
+
+
+def attribute_flags(s: Samples) -> dict:
+    """Per unit flags of ATTRIBUTES: one row per pair (template + search box, one motion step), or one row for a
+    real sequence (any frame / any frame-to-frame step)."""
+    box, tbox, fwh = _a(s.box), _a(s.tmpl_box), _a(s.frame_wh, 2)
+    prev, cur = _a(s.step_prev), _a(s.step_cur)
+    area = box[:, 2] * box[:, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = area / (tbox[:, 2] * tbox[:, 3])
+        arc = (box[:, 2] / box[:, 3]) / (tbox[:, 2] / tbox[:, 3])
+    px = np.asarray(s.step_px, np.float64)
+    flags = {
+        "lr_otb": area < 400.0, "lr_lasot": area < 1000.0,
+        "sv": (ratio < 0.5) | (ratio > 2.0), "arc": (arc < 0.5) | (arc > 2.0),
+        "border": bs.touches_border(box, fwh),
+    }
+    step = {"fm_otb": px > 20.0, "fm_lasot": bs.motion(prev, cur) > 1.0 if len(prev) else np.zeros(0, bool)}
+    if s.visible:   # a real sequence: one unit
+        out = {k: bool(np.any(v)) for k, v in {**flags, **step}.items()}
+        out["border"] = out["border"] or bool(np.any(s.tmpl_at_border))
+        out["absent"] = not all(s.visible)
+        return out
+    # pairs: one step per pair, the template box counts for the border too
+    out = {**flags, **step}
+    out["border"] = flags["border"] | np.asarray(s.tmpl_at_border, bool)
+    out["absent"] = np.zeros(len(box), bool)   # a pair always shows its target (negatives are another pair's)
+    return out
+
+
+def attribute_table(pair_cols: list[Samples], seqs: list[Samples]) -> list[str]:
+    """Markdown table: fraction of pairs per pair source; for real sequences, how many have the attribute."""
+    heads = [c.name + " (pairs)" for c in pair_cols]
+    cells = [{k: _pct(bs.fraction(v)) for k, v in attribute_flags(c).items()} for c in pair_cols]
+    if seqs:
+        per_seq = [attribute_flags(q) for q in seqs]
+        heads.append(f"real: sequences of {len(seqs)}")
+        cells.append({k: str(sum(f[k] for f in per_seq)) for k, _ in ATTRIBUTES})
+        heads += [q.name for q in seqs]
+        cells += [{k: "yes" if f[k] else "·" for k, _ in ATTRIBUTES} for f in per_seq]
+    lines = ["| attribute | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    for key, label in ATTRIBUTES:
+        lines.append(f"| {label} | " + " | ".join(c[key] for c in cells) + " |")
+    return lines
 
 
 def table(columns: list[Samples]) -> list[str]:
@@ -229,6 +288,7 @@ def sequence_samples(folder: Path) -> Samples:
     b = np.asarray(seq.boxes_xywh, np.float64)
     vis = np.asarray(seq.visible, bool) & ~np.isnan(b).any(axis=1)
     s = Samples(seq.name or folder.name)
+    s.visible = vis.tolist()
     if not vis.any():
         return s
     first = b[np.flatnonzero(vis)[0]]
@@ -268,6 +328,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         torch.set_num_threads(1)
     except ImportError:  # the sources do not need torch; build_sources' module imports it
         pass
+    cols: list[Samples] = []
     if args.pairs:
         per_source = sample_pairs(args.config, args.pairs, args.seed)
         cols = list(per_source)
@@ -290,6 +351,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             pooled.extend(s)
         print(f"\n## Real sequences: {len(seqs)} under {' '.join(args.sequences)} (target in view)\n")
         print("\n".join(table([pooled] + seqs)))
+    else:
+        seqs = []
+    print("\n## Benchmark attributes (OTB-100 / LaSOT definitions, docs/TRAINING_DATA.md)\n")
+    print("\n".join(attribute_table(cols, seqs)))
     return 0
 
 
