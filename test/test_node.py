@@ -172,9 +172,7 @@ def test_unknown_stamp_is_refused_with_an_error_result(node, driver):
     image, _ = synthetic_frame(1)
     msg = driver.image_msg(image, clock.next())
     assert driver.publish_and_wait(msg).state == TrackResult.STOPPED
-    driver.publish_init(msg.header, xywh_to_box((x, y, w, h)))
-    assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
-                                         for r in driver.results), 20)
+    assert driver.init_and_wait(msg.header, (x, y, w, h))
 
 
 @pytest.mark.parametrize("box,fragment", [
@@ -188,9 +186,7 @@ def test_malformed_box_is_refused_and_tracking_continues(node, driver, box, frag
     image, (x, y, w, h) = synthetic_frame(0)
     msg = driver.image_msg(image, clock.next())
     driver.publish_and_wait(msg)
-    driver.publish_init(make_header(0), xywh_to_box((x, y, w, h)))
-    assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
-                                         for r in driver.results), 20)
+    assert driver.init_and_wait(make_header(0), (x, y, w, h), frame_header=msg.header)  # zero stamp: latest
     bad_header = make_header(stamp_to_ns(msg.header.stamp))
     before = len(driver.results)
     driver.publish_init(bad_header, box)
@@ -229,9 +225,7 @@ def test_image_size_change_stops_the_track_then_a_new_init_works(node, driver):
     image, (x, y, w, h) = synthetic_frame(0)
     msg = driver.image_msg(image, clock.next())
     driver.publish_and_wait(msg)
-    driver.publish_init(msg.header, xywh_to_box((x, y, w, h)))
-    assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
-                                         for r in driver.results), 20)
+    assert driver.init_and_wait(msg.header, (x, y, w, h))
     big, _ = synthetic_frame(1, width=200, height=150)
     res = driver.publish_and_wait(driver.image_msg(big, clock.next()))
     assert res.state == TrackResult.STOPPED and "image size changed from 160x120 to 200x150" in res.status_message
@@ -239,9 +233,7 @@ def test_image_size_change_stops_the_track_then_a_new_init_works(node, driver):
     big, (x, y, w, h) = synthetic_frame(2, width=200, height=150)
     msg = driver.image_msg(big, clock.next())
     driver.publish_and_wait(msg)
-    driver.publish_init(msg.header, xywh_to_box((x, y, w, h)))
-    assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
-                                         for r in driver.results), 20)
+    assert driver.init_and_wait(msg.header, (x, y, w, h))
     res = driver.publish_and_wait(driver.image_msg(synthetic_frame(3, width=200, height=150)[0], clock.next()))
     assert res.state in TRACKING_STATES and (res.image_width, res.image_height) == (200, 150)
 
@@ -251,9 +243,7 @@ def test_reset_service_stops_tracking(node, driver):
     image, (x, y, w, h) = synthetic_frame(0)
     msg = driver.image_msg(image, clock.next())
     driver.publish_and_wait(msg)
-    driver.publish_init(msg.header, xywh_to_box((x, y, w, h)))
-    assert driver.wait_until(lambda: any(r.header == msg.header and r.state == TrackResult.INITIALIZING
-                                         for r in driver.results), 20)
+    assert driver.init_and_wait(msg.header, (x, y, w, h))
     before = len(driver.results)
     response = driver.reset()
     assert response.success
@@ -328,9 +318,7 @@ def test_load_60hz_only_the_newest_frame_is_ever_processed(node, driver):
     image0, (x, y, w, h) = synthetic_frame(0)
     msg0 = driver.image_msg(image0, time.time_ns())
     driver.publish_and_wait(msg0)
-    driver.publish_init(msg0.header, xywh_to_box((x, y, w, h)))
-    assert driver.wait_until(lambda: any(r.header == msg0.header and r.state == TrackResult.INITIALIZING
-                                         for r in driver.results), 20)
+    assert driver.init_and_wait(msg0.header, (x, y, w, h))
     before = len(driver.results)
     published: list[int] = []
     frames = [driver.image_msg(synthetic_frame(i)[0], 0) for i in range(1, 21)]

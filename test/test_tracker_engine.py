@@ -12,6 +12,7 @@ import torch
 
 from siamattn_ros.interface.metrics import box_iou
 from siamattn_ros.testing.frames import synthetic_sequence
+from siamattn_ros.testing.networks import ScriptedNet
 from siamattn_ros.tracker import Tracker, TrackerConfig, TrackState, build_tracker
 from siamattn_ros.tracker.build import find_embedded_checkpoint
 from siamattn_ros.tracker.ncc_model import NCCModel
@@ -24,7 +25,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 def iou(a, b) -> float:
     return float(box_iou(a, b)[0])
-
 
 
 def _run(tracker: Tracker, frames, first_box, want_mask: bool = True):
@@ -243,45 +243,15 @@ def test_embedded_model_tracks_synthetic_sequence(sequence):
     assert np.mean(ious) > 0.5 and min(ious) > 0.2, np.round(ious, 2)
 
 
-class ScriptedModel(torch.nn.Module):
-    """Network outputs fixed by hand: one confident anchor with known deltas, known refinement deltas."""
-
-    def __init__(self, anchor: int, row: int, col: int, loc: tuple, refine: tuple) -> None:
-        super().__init__()
-        self.cfg = NCCModel().cfg
-        self.anchor, self.row, self.col, self.loc, self.refine = anchor, row, col, loc, refine
-        self.rois = []
-
-    def template(self, z):
-        assert z.shape == (1, 3, 127, 127)
-
-    def track(self, x):
-        assert x.shape == (1, 3, 255, 255)
-        cls = torch.full((1, 10, 25, 25), -10.0)
-        cls[:, :5] = 0.0
-        cls[0, 5 + self.anchor, self.row, self.col] = 10.0
-        loc = torch.zeros(1, 20, 25, 25)
-        for k in range(4):
-            loc[0, 5 * k + self.anchor, self.row, self.col] = self.loc[k]
-        return {"cls": cls, "loc": loc}
-
-    def bbox_refine(self, rois):
-        self.rois.append(("bbox", rois.clone()))
-        return torch.tensor([self.refine], dtype=torch.float32)
-
-    def mask_refine(self, rois):
-        self.rois.append(("mask", rois.clone()))
-        return torch.full((1, 1, 64, 64), 8.0)
-
-
 def test_one_frame_matches_the_spec_formulas():
     """Steps 1-12 of spec §10.3 glued together, against the formulas evaluated by hand here."""
-    model = ScriptedModel(anchor=2, row=14, col=10, loc=(0.25, 0.0, math.log(1.1), 0.0), refine=(0.5, -0.3, 0.2, 0.0))
+    model = ScriptedNet(anchor=2, row=14, col=10, loc=(0.25, 0.0, math.log(1.1), 0.0), refine=(0.5, -0.3, 0.2, 0.0))
     cfg = TrackerConfig(penalty_k=0.1, window_influence=0.25, lr=0.45, warmup=False)
     tr = Tracker(model, cfg)
     img = np.full((300, 400, 3), 90, np.uint8)
     tr.init(img, (100.0, 80.0, 60.0, 60.0))
     r = tr.track(img)
+    assert model.crops[0].shape == (1, 3, 255, 255)
     # init: centre (100 + 59/2, 80 + 59/2); context 0.5 -> s_z = sqrt(120 * 120) = 120
     cx0, cy0, w0, h0 = 129.5, 109.5, 60.0, 60.0
     s_z = 120.0
@@ -388,7 +358,7 @@ def test_device_code_path_matches_opencv_path(sequence, ncc_results):
         assert np.count_nonzero(a.mask != b.mask) <= 0.02 * max(1, np.count_nonzero(b.mask))
 
 
-class OverflowModel(ScriptedModel):
+class OverflowModel(ScriptedNet):
     """Scores overflow to NaN everywhere (as fp16 overflow or broken weights can)."""
 
     def track(self, x):

@@ -11,51 +11,18 @@ import numpy as np
 import pytest
 import torch
 
+from siamattn_ros.testing.networks import ScriptedNet
 from siamattn_ros.tracker import Tracker, TrackerConfig, TrackState
 from siamattn_ros.tracker import mask as M
 from siamattn_ros.tracker.config import load_preset
 from siamattn_ros.tracker.crop import crop_cv
-from siamattn_ros.tracker.ncc_model import NCCModel
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 # Anchor shapes (w, h) in crop pixels, in anchor order (spec §5).
 ANCHOR_WH = [(104, 32), (88, 40), (64, 64), (40, 80), (32, 96)]
 STDS = (0.1, 0.1, 0.2, 0.2)
-MASK_LOGIT = 8.0
-
-
-class ScriptedNet(torch.nn.Module):
-    """Network outputs fixed by hand: one anchor with foreground logit `fg` (all others far below), known RPN and
-    refinement deltas, a constant mask; records every search crop and RoI it is given."""
-
-    def __init__(self, anchor: int = 2, row: int = 12, col: int = 12, fg: float = 10.0,
-                 loc: tuple = (0.0, 0.0, 0.0, 0.0), refine: tuple = (0.0, 0.0, 0.0, 0.0)) -> None:
-        super().__init__()
-        self.cfg = NCCModel().cfg
-        self.anchor, self.row, self.col, self.fg, self.loc, self.refine = anchor, row, col, fg, loc, refine
-        self.crops, self.rois = [], []
-
-    def template(self, z):
-        assert z.shape == (1, 3, 127, 127)
-
-    def track(self, x):
-        self.crops.append(x.clone())
-        cls = torch.full((1, 10, 25, 25), -10.0)
-        cls[:, :5] = 0.0
-        cls[0, 5 + self.anchor, self.row, self.col] = self.fg
-        loc = torch.zeros(1, 20, 25, 25)
-        for k in range(4):
-            loc[0, 5 * k + self.anchor, self.row, self.col] = self.loc[k]
-        return {"cls": cls, "loc": loc}
-
-    def bbox_refine(self, rois):
-        self.rois.append(("bbox", rois.clone()))
-        return torch.tensor([self.refine], dtype=torch.float32)
-
-    def mask_refine(self, rois):
-        self.rois.append(("mask", rois.clone()))
-        return torch.full((1, 1, 64, 64), MASK_LOGIT)
+MASK_LOGIT = 8.0  # ScriptedNet's default mask logit
 
 
 def spec_one_frame(net: ScriptedNet, cfg: TrackerConfig, box, width: int, height: int) -> dict:

@@ -17,7 +17,7 @@ Boxes are (N, 4) top-left x, y, w, h (a single (4,) box is taken as one row). Mi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -71,13 +71,18 @@ def centre_error(pred: np.ndarray, truth: np.ndarray, normalised: bool = False) 
     return np.where(np.isfinite(g).all(axis=1), e, np.nan)
 
 
-def success_curve(ious: np.ndarray, thresholds: np.ndarray = SUCCESS_THRESHOLDS) -> np.ndarray:
-    """Fraction of scored frames (non-NaN IoU) with IoU > t, per threshold t; all NaN when no frame is scored."""
-    v = np.asarray(ious, np.float64).ravel()
+def _fraction_curve(values: np.ndarray, thresholds: np.ndarray, hit: Callable) -> np.ndarray:
+    """Per threshold t, the fraction of the non-NaN values v with hit(v, t); all NaN when there are none."""
+    v = np.asarray(values, np.float64).ravel()
     v = v[~np.isnan(v)]
     if v.size == 0:
         return np.full(np.shape(thresholds), np.nan)
-    return np.array([(v > t).mean() for t in thresholds])
+    return np.array([hit(v, t).mean() for t in thresholds])
+
+
+def success_curve(ious: np.ndarray, thresholds: np.ndarray = SUCCESS_THRESHOLDS) -> np.ndarray:
+    """Fraction of scored frames (non-NaN IoU) with IoU > t, per threshold t; all NaN when no frame is scored."""
+    return _fraction_curve(ious, thresholds, np.greater)
 
 
 def auc(ious: np.ndarray) -> float:
@@ -88,11 +93,7 @@ def auc(ious: np.ndarray) -> float:
 
 def precision_curve(err: np.ndarray, thresholds: np.ndarray = PRECISION_THRESHOLDS) -> np.ndarray:
     """Fraction of scored frames (non-NaN error) with centre error <= t, per threshold t; all NaN when none."""
-    v = np.asarray(err, np.float64).ravel()
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return np.full(np.shape(thresholds), np.nan)
-    return np.array([(v <= t).mean() for t in thresholds])
+    return _fraction_curve(err, thresholds, np.less_equal)
 
 
 def mask_iou(pred: Optional[np.ndarray], truth: np.ndarray) -> float:

@@ -20,13 +20,13 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from siamattn_ros.interface.convert import box_msg_to_xywh, duration_to_s, set_stamp, stamp_to_ns, xywh_to_center_size
+from siamattn_ros.interface.convert import box_msg_to_xywh, duration_to_s, stamp_to_ns
 from siamattn_ros.interface.names import TOPIC_IMAGE, TOPIC_INIT, TOPIC_OVERLAY, TOPIC_RESULT, resolve
 from siamattn_ros.interface.states import CLAIMING_STATES, TrackState
 from siamattn_ros.replay.player import BagPlayer
 from siamattn_ros.replay.recording import IMAGE_TOPIC, RAW_IMAGE_TOPIC, Recording, load_recording
 from siamattn_ros.testing.node_process import NodeProcess
-from siamattn_ros.testing.ros_client import RosHost
+from siamattn_ros.testing.ros_client import RosHost, make_header
 
 # The node runs in the root namespace: its relative topics resolve to these.
 RESULT_TOPIC = resolve(TOPIC_RESULT)
@@ -183,6 +183,7 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
         log_path = Path(name)
     with RosHost(f"siamattn_replay_{os.getpid()}") as node:
         from siamattn_ros.msg import InitBox
+        from siamattn_ros.ros.messages import init_box_msg, xywh_to_box
 
         results = ResultCollector(node)
         overlays = OverlayCollector(node) if collect_overlays else None
@@ -236,12 +237,8 @@ def run_tracker(recording: str | Path | Recording, model: str | Path, transport:
                 if time.monotonic() > deadline:
                     raise fail(f"no subscriber on {INIT_TOPIC}")
                 time.sleep(0.05)
-            x, y, w, h = (float(v) for v in rec.truth[init_index])
-            msg = InitBox()
             f0 = rec.frames[init_index]
-            set_stamp(msg.header.stamp, f0.stamp_ns)
-            msg.header.frame_id = f0.frame_id
-            msg.box.center_x, msg.box.center_y, msg.box.width, msg.box.height = xywh_to_center_size((x, y, w, h))
+            msg = init_box_msg(make_header(f0.stamp_ns, f0.frame_id), xywh_to_box(rec.truth[init_index]))
             mark = len(results.results)
             init_pub.publish(msg)
             got = results.wait_for(lambda r: r.init_id >= 1 and r.stamp_ns == stamps[last_pre]

@@ -13,7 +13,7 @@ from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point32
 
 from siamattn_ros.interface.convert import box_msg_to_xywh, set_stamp, stamp_to_ns, xywh_to_center_size
-from siamattn_ros.msg import BoundingBox2D, TrackResult as TrackResultMsg
+from siamattn_ros.msg import BoundingBox2D, InitBox, TrackResult as TrackResultMsg
 
 try:  # Optional: present on a ROS 2 install with vision_msgs.
     from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
@@ -34,6 +34,14 @@ def xywh_to_box(box_xywh: Sequence[float]) -> BoundingBox2D:
     """Top-left x, y, w, h -> BoundingBox2D (centre + size, angle 0)."""
     cx, cy, w, h = xywh_to_center_size(box_xywh)
     return BoundingBox2D(center_x=cx, center_y=cy, width=w, height=h, angle=0.0)
+
+
+def init_box_msg(header: Any, box: BoundingBox2D) -> InitBox:
+    """An InitBox for the frame with `header` (its stamp says which frame the box was drawn on)."""
+    msg = InitBox()
+    msg.header = header
+    msg.box = box
+    return msg
 
 
 def check_init_box(box: BoundingBox2D, width: int, height: int) -> Optional[str]:

@@ -29,7 +29,7 @@ from siamattn_ros.msg import InitBox
 from siamattn_ros.ros.image_conv import ImageConversionError, decode_compressed, decode_image
 from siamattn_ros.interface.convert import format_ns, stamp_to_ns
 from siamattn_ros.interface.names import TOPIC_IMAGE, TOPIC_INIT
-from siamattn_ros.ros.messages import check_init_box, xywh_to_box
+from siamattn_ros.ros.messages import check_init_box, init_box_msg, xywh_to_box
 from siamattn_ros.ros.qos import image_qos, init_qos
 
 WINDOW = "siamattn_ros select_roi"
@@ -70,9 +70,7 @@ class RoiSelector(Node):
         reason = check_init_box(box, image_size[0], image_size[1])
         if reason:
             raise ValueError(reason)
-        msg = InitBox()
-        msg.header = header
-        msg.box = box
+        msg = init_box_msg(header, box)
         self.publisher.publish(msg)
         self.get_logger().info(
             f"sent box x={box_xywh[0]:.0f} y={box_xywh[1]:.0f} w={box_xywh[2]:.0f} h={box_xywh[3]:.0f} for frame "

@@ -6,4 +6,5 @@ each pulls in only what it needs:
     node_process  NodeProcess: tracker_node as a child process (params file, remaps, log, RSS, clean stop)
     ros_client    RosHost (an rclpy node spinning on its own context and thread), TrackerDriver (a client of a
                   running tracker_node built on it), make_header
+    networks      ScriptedNet: a network with hand-set outputs (tests of the tracker's arithmetic)
 """

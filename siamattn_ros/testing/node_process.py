@@ -109,17 +109,17 @@ class NodeProcess:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+            self._signal_group(signal.SIGINT)
             if self.wait(timeout) is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                self._signal_group(signal.SIGKILL)
                 self.proc.wait(10)
         return self.proc.returncode
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:  # already gone
+            pass
 
     def cleanup(self) -> None:
         self.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import rclpy
@@ -25,8 +25,10 @@ from std_srvs.srv import Trigger
 from siamattn_ros.interface.convert import set_stamp, stamp_to_ns
 from siamattn_ros.interface.names import (NODE_NAME, SERVICE_INIT, SERVICE_RESET, TOPIC_DIAGNOSTICS, TOPIC_INIT,
                                           TOPIC_MASK, TOPIC_OVERLAY, TOPIC_RESULT, resolve)
+from siamattn_ros.interface.states import TrackState
 from siamattn_ros.msg import BoundingBox2D, InitBox, TrackResult
 from siamattn_ros.ros.image_conv import to_compressed_msg, to_image_msg
+from siamattn_ros.ros.messages import init_box_msg, xywh_to_box
 from siamattn_ros.ros.qos import image_qos
 from siamattn_ros.srv import InitTrack
 
@@ -176,10 +178,16 @@ class TrackerDriver:
         raise TimeoutError(f"no result for frame stamp {stamp}")
 
     def publish_init(self, header: Header, box: BoundingBox2D) -> None:
-        msg = InitBox()
-        msg.header = header
-        msg.box = box
-        self.init_pub.publish(msg)
+        self.init_pub.publish(init_box_msg(header, box))
+
+    def init_and_wait(self, header: Header, box_xywh: Sequence[float], frame_header: Optional[Header] = None,
+                      timeout: float = 20.0) -> bool:
+        """Publish an InitBox (top-left x, y, w, h) stamped with `header` and wait for the INITIALIZING result of
+        the frame it applies to (`frame_header`, default: `header`); True when it came."""
+        want = header if frame_header is None else frame_header
+        self.publish_init(header, xywh_to_box(box_xywh))
+        return self.wait_until(lambda: any(r.header == want and r.state == TrackState.INITIALIZING
+                                           for r in self.results), timeout)
 
     # ------------------------------------------------------------------ services
     def _call(self, client: Any, request: Any, timeout: float) -> Any:
