@@ -162,7 +162,7 @@ def test_attribute_flags_of_pairs_and_sequences(tmp_path):
     assert pair_stats.attribute_flags(seq) == {"lr_otb": False, "lr_lasot": True, "fm_otb": False, "fm_lasot": False,
                                                "sv": False, "arc": False, "border": False, "absent": True}
     lines = pair_stats.attribute_table([pairs], [seq, seq])
-    assert lines[0] == "| attribute | hand (pairs) | real: sequences of 2 | toy | toy |"
+    assert lines[0] == "| attribute | hand (% of pairs) | real: sequences of 2 | toy | toy |"
     row = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[2:]}
     assert row["LR (OTB): box area < 400 px"] == ["50 %", "0", "·", "· |"]
     assert row["target absent (out of view / fully hidden)"] == ["0 %", "2", "yes", "yes |"]

@@ -173,7 +173,7 @@ def attribute_flags(s: Samples) -> dict:
 
 def attribute_table(pair_cols: list[Samples], seqs: list[Samples]) -> list[str]:
     """Markdown table: fraction of pairs per pair source; for real sequences, how many have the attribute."""
-    heads = [c.name + " (pairs)" for c in pair_cols]
+    heads = [f"{c.name} (% of pairs)" for c in pair_cols]
     cells = [{k: _pct(bs.fraction(v)) for k, v in attribute_flags(c).items()} for c in pair_cols]
     if seqs:
         per_seq = [attribute_flags(q) for q in seqs]
