@@ -21,13 +21,14 @@ RVIZ_PACKAGE = "rviz2"
 RVIZ_EXECUTABLE = "rviz2"
 RVIZ_TOPICS = ("track/overlay", "track/mask")  # the rviz config names them in the root namespace
 ARGUMENTS = {
-    "image_topic": ("/image", "Camera image topic (a .../compressed topic when params image_transport is compressed)"),
+    "image_topic": ("", "Camera image topic (a .../compressed topic when params image_transport is compressed); "
+                        "empty: 'image' in the node's namespace (/image, or /cam1/image with namespace:=cam1)"),
     "model": ("", "Override the params file's model: embedded, siamattn_r50 or a checkpoint path (empty: keep)"),
     "checkpoint": ("", "Override the params file's checkpoint (weights for siamattn_r50; empty: keep)"),
     "device": ("", "Override the params file's device: auto, cpu, cuda, cuda:N (empty: keep)"),
     "params_file": (None, "ROS parameters file (default: the installed config/tracker.yaml)"),
     "namespace": ("", "Namespace of the node and its topics (e.g. cam1 -> /cam1/track/result)"),
-    "rviz": ("false", "Also start rviz2 showing the overlay image"),
+    "rviz": ("false", "Also start rviz2 showing the overlay image (a warning, and no rviz2, when it is not installed)"),
 }
 
 
@@ -40,19 +41,27 @@ def _launch_setup(context, *args, **kwargs):
 
     overrides = {name: arg(name) for name in ("model", "checkpoint", "device") if arg(name)}
     namespace = arg("namespace").strip("/")
+    image_topic = arg("image_topic")
     actions = [Node(
         package=PACKAGE,
         executable=EXECUTABLE,
         name=NODE_NAME,
         namespace=namespace or None,
         parameters=[arg("params_file")] + ([overrides] if overrides else []),
-        remappings=[("image", arg("image_topic"))],
+        # No remap by default: the relative name 'image' then follows the namespace.
+        remappings=[("image", image_topic)] if image_topic else [],
         output="screen",
         emulate_tty=True,
     )]
     if arg("rviz").lower() in ("true", "1", "yes", "on"):
-        from ament_index_python.packages import get_package_share_directory
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
+        from launch.actions import LogInfo
 
+        try:  # checked here, before anything starts: a missing executable would end the whole launch
+            get_package_prefix(RVIZ_PACKAGE)
+        except PackageNotFoundError:
+            return actions + [LogInfo(msg=f"WARNING: rviz:=true but {RVIZ_PACKAGE} is not installed (apt install "
+                                          f"ros-$ROS_DISTRO-rviz2); starting the tracker without it")]
         rviz_file = os.path.join(get_package_share_directory(PACKAGE), *RVIZ_CONFIG)
         actions.append(Node(
             package=RVIZ_PACKAGE,
