@@ -1,13 +1,14 @@
 """sensor_msgs/Image and CompressedImage <-> NumPy BGR, without ROS dependencies beyond the message classes.
 
-`cv_bridge` is used for raw images when it is importable (a user's ROS 2 install); otherwise `decode_raw` here does the
-same job. Both give an 8-bit, 3-channel BGR array, which is what the tracker takes. Encodings that are not listed in
+`cv_bridge` unpacks raw images when it is importable (a user's ROS 2 install) and can do so correctly; otherwise
+`decode_raw` here does the same job (see `decode_image`). Both give an 8-bit, 3-channel BGR array, which is what the tracker takes. Encodings that are not listed in
 `SUPPORTED_ENCODINGS` are refused with an ImageConversionError naming them: a wrong guess at a pixel layout would give
 the tracker garbage that looks like a valid image.
 """
 from __future__ import annotations
 
 import array
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import cv2
@@ -61,13 +62,32 @@ def _check_geometry(width: int, height: int) -> None:
         raise ImageConversionError(f"image too large: {width}x{height} > {MAX_PIXELS} pixels")
 
 
-def decode_raw(msg: Any) -> np.ndarray:
-    """Convert a sensor_msgs/Image to a contiguous uint8 BGR array (H, W, 3) with this module's own converter.
+_PACKED_YUV = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")
 
-    Handles row padding (step larger than width * pixel size), is_bigendian for 16-bit encodings, and scales 16-bit
-    values to 8 bits by dropping the low byte (value >> 8). Raises ImageConversionError for unsupported encodings,
-    zero sizes and data shorter than height * step.
-    """
+
+@dataclass(frozen=True)
+class _Geometry:
+    """A checked Image message's layout: bytes per row of pixels (without padding) and per pixel."""
+
+    encoding: str
+    width: int
+    height: int
+    step: int
+    channels: int
+    elem_size: int
+    code: Optional[int]
+
+    @property
+    def row_bytes(self) -> int:
+        return self.width * self.channels * self.elem_size
+
+    @property
+    def pixel_bytes(self) -> int:
+        return self.channels * self.elem_size
+
+
+def _check(msg: Any) -> _Geometry:
+    """Encoding, size, step and data length of `msg`, checked once for both converters (so errors read the same)."""
     encoding = str(msg.encoding)
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     layout = _LAYOUTS.get(encoding)
@@ -76,37 +96,46 @@ def decode_raw(msg: Any) -> np.ndarray:
             f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
     _check_geometry(width, height)
     channels, kind, code = layout
-    elem_size = 2 if kind == "u2" else 1
-    if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv"):
-        if width % 2:
-            raise ImageConversionError(f"{encoding} needs an even width, got {width}")
-        row_bytes, elem_size, per_row = width * 2, 1, width * 2
-    else:
-        row_bytes = width * channels * elem_size
-        per_row = width * channels
-    if step < row_bytes:
+    if encoding in _PACKED_YUV and width % 2:
+        raise ImageConversionError(f"{encoding} needs an even width, got {width}")
+    geo = _Geometry(encoding, width, height, step, channels, 2 if kind == "u2" else 1, code)
+    if step < geo.row_bytes:
         raise ImageConversionError(
-            f"step {step} is smaller than width * pixel size = {row_bytes} for {width}x{height} {encoding}")
+            f"step {step} is smaller than width * pixel size = {geo.row_bytes} for {width}x{height} {encoding}")
+    size = len(msg.data)
+    if size < step * height:
+        raise ImageConversionError(
+            f"image data has {size} bytes, expected step * height = {step} * {height} = {step * height}")
+    return geo
+
+
+def _to_bgr(image: np.ndarray, geo: _Geometry) -> np.ndarray:
+    if geo.code is not None:
+        return cv2.cvtColor(image, geo.code)
+    return np.ascontiguousarray(image)
+
+
+def decode_raw(msg: Any) -> np.ndarray:
+    """Convert a sensor_msgs/Image to a contiguous uint8 BGR array (H, W, 3) with this module's own converter.
+
+    Handles row padding (any step >= width * pixel size, also one that is not a multiple of the pixel size),
+    is_bigendian for 16-bit encodings, and scales 16-bit values to 8 bits by dropping the low byte (value >> 8).
+    Raises ImageConversionError for unsupported encodings, zero sizes and data shorter than height * step.
+    """
+    geo = _check(msg)
+    height, width = geo.height, geo.width
     buf = np.frombuffer(msg.data, dtype=np.uint8)
-    if buf.size < step * height:
-        raise ImageConversionError(
-            f"image data has {buf.size} bytes, expected step * height = {step} * {height} = {step * height}")
     # View the rows (dropping the padding at the end of each row) without copying.
-    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
-    if elem_size == 2:
+    rows = buf[: geo.step * height].reshape(height, geo.step)[:, :geo.row_bytes]
+    per_row = width * geo.channels
+    if geo.elem_size == 2:
         dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
         values = np.ascontiguousarray(rows).view(dtype).reshape(height, per_row)
         values = (values >> 8).astype(np.uint8)
     else:
         values = rows
-    if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv"):
-        image = np.ascontiguousarray(values).reshape(height, width, 2)
-    else:
-        image = np.ascontiguousarray(values).reshape(height, width, channels) if channels > 1 else \
-            np.ascontiguousarray(values).reshape(height, width)
-    if code is not None:
-        return cv2.cvtColor(image, code)
-    return np.ascontiguousarray(image)
+    shape = (height, width, geo.channels) if geo.channels > 1 else (height, width)
+    return _to_bgr(np.ascontiguousarray(values).reshape(shape), geo)
 
 
 _bridge = None
@@ -115,24 +144,24 @@ _bridge = None
 def decode_image(msg: Any) -> np.ndarray:
     """sensor_msgs/Image -> uint8 BGR (H, W, 3): through cv_bridge when installed, `decode_raw` otherwise.
 
-    Geometry and encoding are checked first in both cases so that errors read the same everywhere.
+    Both paths check the message first (`_check`), so errors read the same everywhere. cv_bridge only unpacks the
+    pixels ("passthrough"); the colour conversion is this module's table, because cv_bridge refuses 8UC1/8UC3/8UC4
+    -> bgr8 ("not a color format"). The own converter is used where cv_bridge would be wrong: a row step that is
+    not a multiple of the pixel size (cv_bridge derives the width from the step), 16-bit images (cv_bridge scales by
+    255/65535 instead of >> 8) and packed YUV 4:2:2.
     """
-    encoding = str(msg.encoding)
-    if encoding not in _LAYOUTS:
-        raise ImageConversionError(
-            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
-    _check_geometry(int(msg.width), int(msg.height))
-    if _CvBridge is None or encoding in ("mono16", "16UC1", "bgr16", "rgb16", "bgra16", "rgba16"):
-        # cv_bridge scales 16-bit images by 255/65535 instead of >> 8; use one rule everywhere.
+    geo = _check(msg)
+    if _CvBridge is None or geo.elem_size != 1 or geo.encoding in _PACKED_YUV or geo.step % geo.pixel_bytes:
         return decode_raw(msg)
     global _bridge
     if _bridge is None:
         _bridge = _CvBridge()
     try:
-        image = _bridge.imgmsg_to_cv2(msg, desired_encoding="bgr8")
+        image = _bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
     except Exception as exc:  # cv_bridge raises its own CvBridgeError / TypeError types
-        raise ImageConversionError(f"cv_bridge could not convert {msg.width}x{msg.height} {encoding}: {exc}") from exc
-    return np.ascontiguousarray(image)
+        raise ImageConversionError(
+            f"cv_bridge could not convert {geo.width}x{geo.height} {geo.encoding}: {exc}") from exc
+    return _to_bgr(image, geo)
 
 
 def decode_compressed(msg: Any) -> np.ndarray:
