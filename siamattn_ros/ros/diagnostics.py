@@ -20,6 +20,8 @@ class NodeStats:
         self._events: deque[tuple[float, float, float]] = deque()  # (wall time, processing s, latency s)
         self.processed = 0
         self.input_errors = 0
+        self.tracker_errors = 0
+        self.last_error = ""
         self.state = TrackState.STOPPED
         self.init_id = 0
 
@@ -27,6 +29,7 @@ class NodeStats:
         now = time.monotonic()
         with self._lock:
             self.processed += 1
+            self.last_error = ""
             self.state = TrackState(int(state))
             self.init_id = int(init_id)
             self._events.append((now, processing_s, latency_s))
@@ -40,6 +43,12 @@ class NodeStats:
     def record_input_error(self) -> None:
         with self._lock:
             self.input_errors += 1
+
+    def record_tracker_error(self, reason: str) -> None:
+        """The tracker itself failed on a frame or request (not the input): reported as ERROR in diagnostics."""
+        with self._lock:
+            self.tracker_errors += 1
+            self.last_error = reason
 
     def _trim(self, now: float) -> None:
         while self._events and now - self._events[0][0] > self._window_s:
@@ -58,6 +67,7 @@ class NodeStats:
                 "latency_s": sum(e[2] for e in self._events) / n if n else 0.0,
                 "processed": float(self.processed),
                 "input_errors": float(self.input_errors),
+                "tracker_errors": float(self.tracker_errors),
             }
 
 
@@ -69,6 +79,8 @@ def build_diagnostics(stamp: Any, name: str, stats: NodeStats, received: int, dr
     status = DiagnosticStatus(name=name, hardware_id=device)
     if state == TrackState.LOST:
         status.level, status.message = DiagnosticStatus.WARN, "target lost"
+    elif state == TrackState.ERROR and stats.last_error:
+        status.level, status.message = DiagnosticStatus.ERROR, stats.last_error
     elif state == TrackState.ERROR:
         status.level, status.message = DiagnosticStatus.WARN, "last request failed"
     else:
@@ -83,6 +95,7 @@ def build_diagnostics(stamp: Any, name: str, stats: NodeStats, received: int, dr
         "frames_processed": str(int(snap["processed"])),
         "frames_dropped": str(dropped),
         "input_errors": str(int(snap["input_errors"])),
+        "tracker_errors": str(int(snap["tracker_errors"])),
         "device": device,
         "model": model,
     }

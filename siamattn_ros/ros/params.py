@@ -3,11 +3,19 @@
 The defaults here equal config/tracker.yaml (test_node_parts checks it), so the node behaves the same whether it is
 started with or without the params file. Parameters marked `dynamic` may be changed while the node runs; the others
 are declared read-only (rclpy then refuses run-time changes with a reason naming the parameter).
+
+Each value is validated in one place: the node's own parameters by their descriptor (type, range, read-only:
+enforced by rclpy) plus `check_value` for choices, which a descriptor cannot express; the parameters that are
+tracker settings (TRACKER_FIELDS) by TrackerConfig.validate, through `tracker_config`, on the combination that
+would result (so lost_threshold <= confidence_threshold is checked against the values in force).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+if TYPE_CHECKING:  # torch-free at import: the tracker config module is light, but keep the import lazy anyway
+    from siamattn_ros.tracker.config import TrackerConfig
 
 Value = Union[bool, int, float, str]
 
@@ -46,16 +54,17 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min_value=0.1, max_value=60.0),
     # ---- run-time changeable
     ParamSpec("confidence_threshold", -1.0,
-              "Confidence below this -> LOW_CONFIDENCE. -1: the tracker preset's calibrated value.",
-              dynamic=True, min_value=0.0, max_value=1.0),
+              "Confidence below this -> LOW_CONFIDENCE, in [0, 1]. -1: the tracker preset's calibrated value.",
+              dynamic=True),
     ParamSpec("hysteresis", -1.0,
-              "Back to TRACKING only when confidence >= confidence_threshold + hysteresis. -1: the preset's value.",
-              dynamic=True, min_value=0.0, max_value=1.0),
+              "Back to TRACKING only when confidence >= confidence_threshold + hysteresis, in [0, 1]. -1: the "
+              "preset's value.", dynamic=True),
     ParamSpec("lost_threshold", -1.0,
-              "Confidence below this for lost_frames consecutive frames -> LOST. Must be <= confidence_threshold. "
-              "-1: the preset's value.", dynamic=True, min_value=0.0, max_value=1.0),
-    ParamSpec("lost_frames", 0, "Consecutive frames below lost_threshold before LOST. 0: the preset's value.",
-              dynamic=True, min_value=1, max_value=1000),
+              "Confidence below this for lost_frames consecutive frames -> LOST, in [0, 1]. Must be <= "
+              "confidence_threshold (lower lost_threshold first when lowering both, raise confidence_threshold first "
+              "when raising both). -1: the preset's value.", dynamic=True),
+    ParamSpec("lost_frames", 0, "Consecutive frames below lost_threshold before LOST, >= 1. 0: the preset's value.",
+              dynamic=True),
     ParamSpec("long_term", True,
               "While LOST, keep the last confident box and widen the search region until the target is found again.",
               dynamic=True),
@@ -84,45 +93,48 @@ def uses_preset(name: str, value: Value) -> bool:
     return name in FROM_PRESET and value == SPECS[name].default
 
 
-def _type_name(value: Value) -> str:
-    return {bool: "bool", int: "integer", float: "double", str: "string"}[type(value)]
-
-
 def check_value(name: str, value: Any) -> Optional[str]:
-    """None when `value` is acceptable for parameter `name`, else the reason (names the parameter and value)."""
+    """None when `value` is acceptable for the node parameter `name`, else the reason (names parameter and value).
+
+    Only what the rclpy descriptor cannot enforce: a known name and, for string parameters, one of the choices.
+    Types, ranges and read-only are the descriptor's job (rclpy refuses those before the node sees them); tracker
+    settings are checked by `tracker_config`.
+    """
     spec = SPECS.get(name)
     if spec is None:
         return f"unknown parameter {name!r}"
-    want = type(spec.default)
-    # ROS integer parameters may be given where a double is expected (a YAML "1" for a double is an integer).
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if type(value) is not want:
-        return f"{name} must be a {_type_name(spec.default)}, got {value!r}"
-    if uses_preset(name, value):
-        return None
     if spec.choices is not None and value not in spec.choices:
         return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
-    if spec.min_value is not None and value < spec.min_value:
-        return f"{name} must be >= {spec.min_value}, got {value!r}"
-    if spec.max_value is not None and value > spec.max_value:
-        return f"{name} must be <= {spec.max_value}, got {value!r}"
     return None
 
 
-def check_update(current: dict[str, Value], changes: dict[str, Value]) -> Optional[str]:
-    """Validate a set of changes against the current values: per-value checks, then cross-parameter rules."""
-    for name, value in changes.items():
-        reason = check_value(name, value)
-        if reason:
-            return reason
-    merged = {**current, **changes}
-    conf, lost = merged.get("confidence_threshold"), merged.get("lost_threshold")
-    if conf is None or lost is None or uses_preset("confidence_threshold", conf) or uses_preset("lost_threshold", lost):
-        return None
-    if float(lost) > float(conf):
-        return (f"lost_threshold ({float(lost)}) must be <= confidence_threshold ({float(conf)})")
-    return None
+def tracker_config(in_force: "TrackerConfig", preset: "TrackerConfig", changes: dict[str, Value]) -> "TrackerConfig":
+    """The TrackerConfig that results from applying parameter `changes` to the config `in_force`.
+
+    A "from the preset" default (-1 / 0) stands for the preset's value. Validation is TrackerConfig's own, on the
+    resulting combination; a ValueError names the parameter and, for the lost_threshold <= confidence_threshold
+    rule, says what to set instead.
+    """
+    values = {k: (getattr(preset, k) if uses_preset(k, v) else v) for k, v in changes.items() if k in TRACKER_FIELDS}
+    for name, value in values.items():  # ROS gives 1 for a double when a params file says 1 instead of 1.0
+        if isinstance(SPECS[name].default, float) and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
+    try:
+        return in_force.replace(**values)
+    except ValueError as exc:
+        text = str(exc).replace("TrackerConfig.", "")
+        conf = values.get("confidence_threshold", in_force.confidence_threshold)
+        lost = values.get("lost_threshold", in_force.lost_threshold)
+        if "lost_threshold" in text and "confidence_threshold" in text and lost > conf:
+            if "confidence_threshold" in values and "lost_threshold" not in values:
+                text += (f": set lost_threshold to {conf} or lower first (it is {lost} now), or set both in one "
+                         f"call (ros2 param load with lost_threshold before confidence_threshold)")
+            elif "lost_threshold" in values and "confidence_threshold" not in values:
+                text += (f": set confidence_threshold to {lost} or higher first (it is {conf} now), or set both in "
+                         f"one call")
+            else:
+                text += ": give lost_threshold a value <= confidence_threshold"
+        raise ValueError(text) from None
 
 
 def descriptor(spec: ParamSpec) -> Any:
@@ -136,12 +148,10 @@ def descriptor(spec: ParamSpec) -> Any:
         text += " Read-only (set at start)."
     desc = ParameterDescriptor(description=text, read_only=not spec.dynamic)
     if spec.min_value is not None and spec.max_value is not None:
-        # rclpy enforces the range, so it must admit the "from the preset" default as well.
-        low = min(spec.min_value, spec.default) if spec.name in FROM_PRESET else spec.min_value
         if isinstance(spec.default, float):
             desc.floating_point_range = [FloatingPointRange(
-                from_value=float(low), to_value=float(spec.max_value), step=0.0)]
+                from_value=float(spec.min_value), to_value=float(spec.max_value), step=0.0)]
         elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
             desc.integer_range = [IntegerRange(
-                from_value=int(low), to_value=int(spec.max_value), step=1)]
+                from_value=int(spec.min_value), to_value=int(spec.max_value), step=1)]
     return desc

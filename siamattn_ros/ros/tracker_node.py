@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -39,8 +40,8 @@ from siamattn_ros.ros import messages
 from siamattn_ros.ros.diagnostics import NodeStats, build_diagnostics
 from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward
 from siamattn_ros.ros.image_conv import ImageConversionError, decode_compressed, decode_image, to_image_msg
-from siamattn_ros.ros.params import (FROM_PRESET, PARAMS, SPECS, TRACKER_FIELDS, check_update, descriptor,
-                                     uses_preset)
+from siamattn_ros.ros.params import (FROM_PRESET, PARAMS, SPECS, TRACKER_FIELDS, check_value, descriptor,
+                                     tracker_config, uses_preset)
 from siamattn_ros.ros.qos import image_qos, init_qos, output_qos
 from siamattn_ros.srv import InitTrack
 from siamattn_ros.tracker.overlay import STATE_COLORS, draw_overlay
@@ -103,9 +104,10 @@ class TrackerNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._declare_parameters()
         self._params = {p.name: self.get_parameter(p.name).value for p in PARAMS}
-        reason = check_update({}, self._params)
-        if reason:
-            raise StartupError(f"invalid parameter: {reason}")
+        for name, value in self._params.items():
+            reason = check_value(name, value)
+            if reason:
+                raise StartupError(f"invalid parameter: {reason}")
         self._device = resolve_device(self._params["device"])
         self._tracker = self._build_tracker()
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -169,18 +171,17 @@ class TrackerNode(Node):
         name = resolve_preset(self._params["model"], self._params["checkpoint"], self._params["tracker_config"])
         try:
             self._preset = load_preset(name)
-            overrides = {k: self._params[k] for k in TRACKER_FIELDS if not uses_preset(k, self._params[k])}
-            overrides["warmup"] = bool(self._params["warmup"])
-            cfg = self._preset.replace(**overrides)
         except (OSError, ValueError, TypeError) as exc:
             raise StartupError(f"tracker_config {name!r}: {exc}") from None
+        try:
+            cfg = tracker_config(self._preset.replace(warmup=bool(self._params["warmup"])), self._preset,
+                                 {k: self._params[k] for k in TRACKER_FIELDS})
+        except ValueError as exc:
+            raise StartupError(f"invalid parameter with tracker_config {name!r}: {exc}") from None
         # Publish the values in force instead of the "from the preset" defaults.
         effective = {k: getattr(cfg, k) for k in FROM_PRESET}
         self.set_parameters([Parameter(k, value=v) for k, v in effective.items()])
         self._params.update(effective)
-        reason = check_update({}, self._params)
-        if reason:
-            raise StartupError(f"invalid parameter with tracker_config {name!r}: {reason}")
         return cfg
 
     def _build_tracker(self) -> Any:
@@ -204,33 +205,50 @@ class TrackerNode(Node):
 
     # ---------------------------------------------------------------- parameters
     def _on_set_parameters(self, params: list) -> SetParametersResult:
+        """Validate and apply run-time changes. One call may carry several parameters (set_parameters_atomically):
+        the tracker settings among them are checked together, as the combination that would be in force."""
         changes = {p.name: p.value for p in params}
-        for name in changes:
+        for name, value in changes.items():
             spec = SPECS.get(name)
             if spec is not None and not spec.dynamic:
                 return SetParametersResult(successful=False,
                                            reason=f"{name} is read-only; restart the node to change it")
-        reason = check_update(self._params, {k: v for k, v in changes.items() if k in SPECS})
-        if reason:
-            self.get_logger().warning(f"parameter change rejected: {reason}")
-            return SetParametersResult(successful=False, reason=reason)
-        # Setting a threshold back to its default (-1 / 0) restores the preset's value.
-        changes = {k: (getattr(self._preset, k) if uses_preset(k, v) else v) for k, v in changes.items()}
+            reason = check_value(name, value) if spec is not None else None
+            if reason:
+                return self._reject(reason)
         tracker_changes = {k: v for k, v in changes.items() if k in TRACKER_FIELDS}
         if tracker_changes:
             try:
-                self._apply_tracker_config(tracker_changes)
+                cfg = tracker_config(self._tracker.config, self._preset, tracker_changes)
+                self._tracker.set_params(**{k: getattr(cfg, k) for k in tracker_changes})
             except ValueError as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
+                return self._reject(str(exc))
+            # "-1 / 0" restores the preset's value; rclpy stores what was sent, so set the value in force after
+            # this callback returns, for `ros2 param get` to show it.
+            restored = {k: getattr(cfg, k) for k, v in tracker_changes.items() if uses_preset(k, v)}
+            changes.update({k: getattr(cfg, k) for k in tracker_changes})
+            if restored:
+                self._publish_in_force(restored)
         if "frame_buffer_length" in changes:
             self._ring.resize(int(changes["frame_buffer_length"]))
         self._params.update({k: v for k, v in changes.items() if k in SPECS})
         self.get_logger().info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True, reason="")
 
-    def _apply_tracker_config(self, changes: dict) -> None:
-        """Validated config swap inside the tracker (an attribute replacement; the worker reads it per frame)."""
-        self._tracker.set_params(**changes)
+    def _reject(self, reason: str) -> SetParametersResult:
+        self.get_logger().warning(f"parameter change rejected: {reason}")
+        return SetParametersResult(successful=False, reason=reason)
+
+    def _publish_in_force(self, values: dict) -> None:
+        """Set `values` as the parameters' stored values once the current set_parameters call is over."""
+        timer = None
+
+        def set_once() -> None:
+            timer.cancel()
+            self.destroy_timer(timer)
+            self.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+
+        timer = self.create_timer(0.0, set_once, callback_group=self._control_group)
 
     def _thresholds(self) -> tuple[float, float]:
         return float(self._params["confidence_threshold"]), float(self._params["lost_threshold"])
@@ -273,6 +291,7 @@ class TrackerNode(Node):
     # ---------------------------------------------------------------- worker thread
     def _run_worker(self) -> None:
         while not self._stop.is_set():
+            command, frame = None, None
             try:
                 if self._commands:
                     command = self._commands.popleft()
@@ -284,11 +303,27 @@ class TrackerNode(Node):
                 frame = self._slot.take(timeout=0.1)
                 if frame is not None:
                     self._process(frame, self._generation)
-            except Exception as exc:  # keep the node alive; the message names what failed
+            except Exception as exc:  # keep the node alive, and say so on the result topic
                 if self._stop.is_set() or not self.context.ok():
                     return  # shutting down (Ctrl-C): publishers are already gone
-                self.get_logger().error(f"tracking worker error: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=THROTTLE_S)
+                self._report_failure(exc, command, frame)
+
+    def _report_failure(self, exc: Exception, command: Any, frame: Optional[Frame]) -> None:
+        """A failure inside the tracker (CUDA out of memory, a broken model, a bug) becomes an ERROR result for the
+        frame or init request it happened on, so a consumer can tell a broken tracker from a slow one; it is logged
+        (throttled) and counted in the diagnostics. The track is kept: the next frame is tried again."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        reason = f"tracker failed: {type(exc).__name__}: {first}"[:400]
+        self.get_logger().error(reason, throttle_duration_sec=THROTTLE_S)
+        self._stats.record_tracker_error(reason)
+        try:
+            if isinstance(command, _InitRequest):
+                self._refuse_init(command, reason)
+                return
+            header = frame.header if frame is not None else Header()
+            self._publish_status(header, TrackState.ERROR, reason)
+        except Exception as exc2:  # publishing itself failed (e.g. during shutdown): the log line above stays
+            self.get_logger().error(f"cannot publish the ERROR result: {exc2}", throttle_duration_sec=THROTTLE_S)
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -495,11 +530,22 @@ def main(args: Optional[list] = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C reaches the node twice under launch or `timeout` (SIGINT to the process group, then forwarded by
+        # launch): a second KeyboardInterrupt must not break the clean-up into a traceback and exit code -2.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _quiet_cleanup(node)
+    sys.exit(code)
+
+
+def _quiet_cleanup(node: Optional[TrackerNode]) -> None:
+    try:
         if node is not None:
             node.shutdown()
             node.destroy_node()
+    except KeyboardInterrupt:  # raised before SIGINT was ignored above
+        pass
+    finally:
         rclpy.try_shutdown()
-    sys.exit(code)
 
 
 if __name__ == "__main__":
