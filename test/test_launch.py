@@ -134,6 +134,8 @@ def _stop_cleanly(proc: Launched) -> str:
         text = proc.log()
         assert code == 0, f"exit code {code} after SIGINT:\n{text[-4000:]}"
         assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-4000:]
+        # Under launch: the node must exit within launch's SIGINT grace period (5 s), with code 0.
+        assert "escalating to" not in text and "process has died" not in text, text[-4000:]
         assert not proc.group_alive(), f"processes left running after the command exited:\n{text[-2000:]}"
         return text
     finally:

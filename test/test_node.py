@@ -267,15 +267,50 @@ def test_init_service_initialises_on_the_carried_image(node, driver):
     assert not bad.success and "must be >= 1 px" in bad.message
 
 
+def _get_parameters(driver, names):
+    """The node's stored values (what `ros2 param get` shows)."""
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    client = driver.node.create_client(GetParameters, f"{driver.node_path}/get_parameters")
+    try:
+        assert client.wait_for_service(timeout_sec=20)
+        response = driver._call(client, GetParameters.Request(names=list(names)), 20)
+        return {n: parameter_value_to_python(v) for n, v in zip(names, response.values)}
+    finally:
+        driver.node.destroy_client(client)
+
+
+def _set_atomically(driver, values):
+    from rcl_interfaces.srv import SetParametersAtomically
+    from rclpy.parameter import Parameter
+
+    client = driver.node.create_client(SetParametersAtomically, f"{driver.node_path}/set_parameters_atomically")
+    try:
+        assert client.wait_for_service(timeout_sec=20)
+        req = SetParametersAtomically.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                          for k, v in values.items()])
+        return driver._call(client, req, 20).result
+    finally:
+        driver.node.destroy_client(client)
+
+
 def test_runtime_parameters_accepted_and_rejected_with_reasons(node, driver):
     from siamattn_ros.tracker.config import load_preset
 
-    # Started with the "from the preset" defaults: results carry the model preset's calibrated thresholds.
+    # Started with the "from the preset" defaults: results carry the model preset's calibrated thresholds, and
+    # `ros2 param get` shows them (not -1).
     preset = load_preset("embedded")
     clock = Clock(1000)
     res = driver.publish_and_wait(driver.image_msg(synthetic_frame(0)[0], clock.next()))
     assert res.confidence_threshold == pytest.approx(preset.confidence_threshold)
     assert res.lost_threshold == pytest.approx(preset.lost_threshold)
+    assert _get_parameters(driver, ["confidence_threshold", "lost_threshold"]) == {
+        "confidence_threshold": preset.confidence_threshold, "lost_threshold": preset.lost_threshold}
+    # Lowering confidence below the lost threshold in force is refused with what to set first ...
+    bad = driver.set_parameter("confidence_threshold", 0.7)
+    assert not bad.successful and "set lost_threshold to 0.7 or lower first" in bad.reason, bad.reason
+    # ... and one set each, lost first, lowers both.
     assert driver.set_parameter("lost_threshold", 0.2).successful
     ok = driver.set_parameter("confidence_threshold", 0.7)
     assert ok.successful, ok.reason
@@ -283,17 +318,31 @@ def test_runtime_parameters_accepted_and_rejected_with_reasons(node, driver):
     assert res.confidence_threshold == pytest.approx(0.7)
     assert driver.set_parameter("publish_mask", False).successful
     bad = driver.set_parameter("lost_threshold", 0.9)
-    assert not bad.successful and "lost_threshold (0.9) must be <= confidence_threshold (0.7)" in bad.reason
+    assert not bad.successful and "lost_threshold (0.9) must not exceed confidence_threshold (0.7)" in bad.reason
+    assert "set confidence_threshold to 0.9 or higher first" in bad.reason
     bad = driver.set_parameter("confidence_threshold", 1.5)
-    assert not bad.successful and bad.reason
+    assert not bad.successful and "confidence_threshold must be a number in [0.0, 1.0], got 1.5" in bad.reason
     bad = driver.set_parameter("model", "siamattn_r50")
     assert not bad.successful and "model" in bad.reason and "read-only" in bad.reason.lower()
     bad = driver.set_parameter("frame_buffer_length", "long")
     assert not bad.successful and bad.reason
+    # Both at once (set_parameters_atomically): the combination is what is checked.
+    result = _set_atomically(driver, {"confidence_threshold": 0.4, "lost_threshold": 0.3})
+    assert result.successful, result.reason
+    assert _get_parameters(driver, ["confidence_threshold", "lost_threshold"]) == {
+        "confidence_threshold": 0.4, "lost_threshold": 0.3}
     assert driver.set_parameter("confidence_threshold", 0.5).successful
     assert driver.set_parameter("publish_mask", True).successful
     res = driver.publish_and_wait(driver.image_msg(synthetic_frame(1)[0], clock.next()))
     assert res.confidence_threshold == pytest.approx(0.5)
+    # -1 restores the preset's value; `ros2 param get` then shows the value in force, not -1.
+    assert driver.set_parameter("confidence_threshold", -1.0).successful
+    assert driver.set_parameter("lost_threshold", -1.0).successful
+    assert driver.wait_until(lambda: _get_parameters(driver, ["confidence_threshold", "lost_threshold"]) == {
+        "confidence_threshold": preset.confidence_threshold, "lost_threshold": preset.lost_threshold}, 10), \
+        _get_parameters(driver, ["confidence_threshold", "lost_threshold"])
+    res = driver.publish_and_wait(driver.image_msg(synthetic_frame(2)[0], clock.next()))
+    assert res.confidence_threshold == pytest.approx(preset.confidence_threshold)
 
 
 def test_diagnostics_report_rate_latency_drops_and_state(node, driver):

@@ -119,35 +119,68 @@ def test_tracker_parameters_match_the_tracker_config():
 
 
 @pytest.mark.parametrize("name,value,fragment", [
-    ("confidence_threshold", 1.5, "must be <= 1.0, got 1.5"),
-    ("confidence_threshold", "high", "must be a double"),
-    ("lost_frames", -1, "must be >= 1"),
-    ("confidence_threshold", -0.5, "must be >= 0.0"),
     ("qos_reliability", "sometimes", "one of best_effort, reliable"),
     ("image_transport", "theora", "one of raw, compressed"),
-    ("publish_mask", 1, "must be a bool"),
     ("no_such_param", 1, "unknown parameter"),
 ])
-def test_invalid_values_are_rejected_with_a_reason(name, value, fragment):
+def test_invalid_choices_are_rejected_with_a_reason(name, value, fragment):
     assert fragment in params.check_value(name, value)
 
 
-def test_cross_parameter_rule_and_valid_values():
-    current = {s.name: s.default for s in params.PARAMS}
-    assert params.check_update(current, {"lost_threshold": 0.9}) is None  # the preset's confidence is checked later
-    current.update(confidence_threshold=0.5, lost_threshold=0.2)
-    assert params.check_update(current, {"confidence_threshold": 0.7, "lost_threshold": 0.3}) is None
-    assert params.check_update(current, {"confidence_threshold": 1}) is None  # an integer for a double is fine
-    reason = params.check_update(current, {"lost_threshold": 0.9})
-    assert "lost_threshold (0.9) must be <= confidence_threshold (0.5)" == reason
+@pytest.mark.parametrize("changes,fragment", [
+    ({"confidence_threshold": 1.5}, "confidence_threshold must be a number in [0.0, 1.0], got 1.5"),
+    ({"confidence_threshold": -0.5}, "confidence_threshold must be a number in [0.0, 1.0], got -0.5"),
+    ({"hysteresis": 2.0}, "hysteresis must be a number in [0.0, 1.0], got 2.0"),
+    ({"lost_frames": -3}, "lost_frames must be an integer >= 1, got -3"),
+])
+def test_tracker_settings_are_validated_by_the_tracker_config(changes, fragment):
+    """One place: the node's parameter layer reuses TrackerConfig.validate (no ranges of its own)."""
+    from siamattn_ros.tracker.config import TrackerConfig
+
+    cfg = TrackerConfig()
+    with pytest.raises(ValueError) as err:
+        cfg.replace(**changes)
+    with pytest.raises(ValueError) as via_params:
+        params.tracker_config(cfg, cfg, changes)
+    assert fragment in str(via_params.value)
+    assert str(via_params.value) == str(err.value).replace("TrackerConfig.", "")
+    for name in changes:
+        d = params.descriptor(params.SPECS[name])
+        assert not d.floating_point_range and not d.integer_range  # rclpy does not check a second range
+
+
+def test_thresholds_are_checked_as_the_resulting_combination_and_the_reason_says_what_to_set():
+    from siamattn_ros.tracker.config import load_preset
+
+    preset = load_preset("embedded")  # confidence_threshold 0.95, lost_threshold 0.9
+    in_force = preset
+    # Lowering confidence below the lost threshold in force: refused, and the reason names what to lower first.
+    with pytest.raises(ValueError) as err:
+        params.tracker_config(in_force, preset, {"confidence_threshold": 0.7})
+    assert f"lost_threshold ({preset.lost_threshold}) must not exceed confidence_threshold (0.7)" in str(err.value)
+    assert "set lost_threshold to 0.7 or lower first" in str(err.value)
+    # One set each, in that order, works; so does one call with both.
+    in_force = params.tracker_config(in_force, preset, {"lost_threshold": 0.5})
+    in_force = params.tracker_config(in_force, preset, {"confidence_threshold": 0.7})
+    assert (in_force.confidence_threshold, in_force.lost_threshold) == (0.7, 0.5)
+    both = params.tracker_config(preset, preset, {"confidence_threshold": 0.6, "lost_threshold": 0.3})
+    assert (both.confidence_threshold, both.lost_threshold) == (0.6, 0.3)
+    # Raising lost above confidence: the reason says to raise confidence first.
+    with pytest.raises(ValueError, match="set confidence_threshold to 0.8 or higher first"):
+        params.tracker_config(in_force, preset, {"lost_threshold": 0.8})
+    # The "from the preset" defaults restore the preset's values; an integer for a double is accepted.
+    back = params.tracker_config(in_force, preset, {"confidence_threshold": -1.0, "lost_threshold": -1.0,
+                                                    "lost_frames": 0})
+    assert (back.confidence_threshold, back.lost_threshold, back.lost_frames) == (
+        preset.confidence_threshold, preset.lost_threshold, preset.lost_frames)
+    assert params.tracker_config(preset, preset, {"confidence_threshold": 1}).confidence_threshold == 1.0
 
 
 def test_descriptors_carry_ranges_and_read_only():
-    d = params.descriptor(params.SPECS["confidence_threshold"])
-    assert not d.read_only and d.floating_point_range[0].to_value == 1.0
-    assert d.floating_point_range[0].from_value == -1.0  # admits the "from the preset" default
-    d = params.descriptor(params.SPECS["lost_frames"])
-    assert d.integer_range[0].from_value == 0
+    d = params.descriptor(params.SPECS["frame_buffer_length"])
+    assert not d.read_only and (d.integer_range[0].from_value, d.integer_range[0].to_value) == (1, 1000)
+    d = params.descriptor(params.SPECS["diagnostics_period"])
+    assert d.read_only and d.floating_point_range[0].from_value == pytest.approx(0.1)
     d = params.descriptor(params.SPECS["model"])
     assert d.read_only and "Read-only" in d.description
 
