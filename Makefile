@@ -8,7 +8,7 @@ STAMP_DEPS := $(VENV)/.stamp-deps
 STAMP_DATA := $(VENV)/.stamp-data
 STAMP_MSGS := $(VENV)/.stamp-msgs
 MSG_SOURCES := $(wildcard msg/*.msg srv/*.srv) CMakeLists.txt package.xml scripts/tracker_node scripts/select_roi \
-               tools/build_msgs.sh tools/ament_prefix.sh $(shell find launch config -type f 2>/dev/null)
+               scripts/build_msgs.sh scripts/ament_prefix.sh $(shell find launch config -type f 2>/dev/null)
 # The ROS 2 packages that no registry here serves (launch, launch_testing, ros2cli, cv_bridge, message_filters,
 # vision_msgs), built for this machine beside the clone: see ../shared/ros-overlay/README.md. Optional: without it
 # the tests that need them are skipped with the reason printed. On a ROS 2 machine, source its setup.bash instead.
@@ -59,7 +59,7 @@ $(STAMP_OVERLAY):
 
 msgs: $(STAMP_MSGS)
 $(STAMP_MSGS): $(STAMP_DEPS) $(MSG_SOURCES)
-	@bash tools/build_msgs.sh $(VENV)
+	@bash scripts/build_msgs.sh $(VENV)
 	@touch $@
 
 # With the overlay sourced the whole suite runs against launch, ros2cli, cv_bridge, message_filters and vision_msgs.

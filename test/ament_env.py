@@ -2,7 +2,7 @@
 
 The tests do not rely on whatever prefix the environment has for siamattn_ros (the shared virtualenv may serve
 another checkout, and a half-installed prefix would only satisfy `get_package_share_directory`): they build a
-throw-away prefix with tools/ament_prefix.sh, exactly as `make test` lays out the virtualenv, and put it first on
+throw-away prefix with scripts/ament_prefix.sh, exactly as `make test` lays out the virtualenv, and put it first on
 AMENT_PREFIX_PATH for the child process.
 """
 from __future__ import annotations
@@ -42,8 +42,8 @@ def ros2_command() -> list[str]:
 
 
 def make_prefix(path: Path) -> Path:
-    """An ament prefix at `path` whose siamattn_ros share/ and lib/ run this checkout (tools/ament_prefix.sh)."""
-    subprocess.run(["bash", str(REPO / "tools" / "ament_prefix.sh"), str(path), sys.executable], check=True,
+    """An ament prefix at `path` whose siamattn_ros share/ and lib/ run this checkout (scripts/ament_prefix.sh)."""
+    subprocess.run(["bash", str(REPO / "scripts" / "ament_prefix.sh"), str(path), sys.executable], check=True,
                    stdout=subprocess.DEVNULL)
     return path
 

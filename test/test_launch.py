@@ -113,13 +113,11 @@ def test_launch_description_declares_the_arguments_and_builds_the_node():
 def ros_cli(tmp_path_factory):
     """(ros2 argv prefix, child environment with this checkout's ament prefix first, a random checkpoint)."""
     require("launch", "launch_ros", "ros2cli", "ros2launch", "ros2run")
-    torch = pytest.importorskip("torch")
-    from siamattn_ros.model import build_model, save_checkpoint
+    pytest.importorskip("torch")
+    from siamattn_ros.testing.checkpoints import random_checkpoint
 
     base = tmp_path_factory.mktemp("ros_cli")
-    torch.manual_seed(0)
-    ckpt = base / "mnv2_random.pth"
-    save_checkpoint(build_model("siamattn_mnv2"), ckpt)
+    ckpt = random_checkpoint(base / "mnv2_random.pth", seed=0)
     return ros2_command(), child_env(make_prefix(base / "prefix")), ckpt
 
 
@@ -146,7 +144,9 @@ def _track_on(image_topic: str, ns: str = "") -> None:
     """Publish frames on `image_topic`, init on one, and see TRACKING results from the node in `ns`."""
     require("rclpy")
     from siamattn_ros.msg import TrackResult
-    from siamattn_ros.ros.driver import TrackerDriver, box_msg, make_header, synthetic_frame
+    from siamattn_ros.ros.messages import xywh_to_box
+    from siamattn_ros.testing.frames import synthetic_frame
+    from siamattn_ros.testing.ros_client import TrackerDriver, make_header
 
     driver = TrackerDriver(ns=ns, image_topic=image_topic)
     try:
@@ -154,7 +154,7 @@ def _track_on(image_topic: str, ns: str = "") -> None:
         image, box = synthetic_frame(0)
         first = driver.publish_and_wait(driver.image_msg(image, 1_000_000_000))
         assert first.state == TrackResult.STOPPED
-        driver.publish_init(make_header(0), box_msg(*box))
+        driver.publish_init(make_header(0), xywh_to_box(box))
         assert driver.wait_until(lambda: any(r.state == TrackResult.INITIALIZING for r in driver.results), 60)
         for i in range(1, 4):
             image, _ = synthetic_frame(i)
@@ -228,7 +228,7 @@ def test_ros2_run_finds_select_roi(ros_cli, tmp_path):
 
 
 def test_the_test_environment_is_a_complete_ament_prefix():
-    """`make test` makes its virtualenv an ament prefix for siamattn_ros (tools/build_msgs.sh); check what
+    """`make test` makes its virtualenv an ament prefix for siamattn_ros (scripts/build_msgs.sh); check what
     `ros2 launch` / `ros2 run` need is there and runs a checkout of this package."""
     prefix = Path(sys.prefix)
     marker = prefix / "share" / "ament_index" / "resource_index" / "packages" / "siamattn_ros"

@@ -21,19 +21,19 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from siamattn_ros.msg import TrackResult  # noqa: E402
-from siamattn_ros.ros.driver import TrackerDriver, box_msg, make_header, synthetic_frame  # noqa: E402
+from siamattn_ros.ros.messages import xywh_to_box  # noqa: E402
+from siamattn_ros.testing.checkpoints import random_checkpoint  # noqa: E402
+from siamattn_ros.testing.frames import synthetic_frame  # noqa: E402
+from siamattn_ros.testing.ros_client import TrackerDriver, make_header  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
 def in_process_node(tmp_path_factory):
-    from siamattn_ros.model import build_model, save_checkpoint
     from siamattn_ros.ros.tracker_node import TrackerNode
 
-    torch.manual_seed(3)
-    ckpt = tmp_path_factory.mktemp("ckpt") / "mnv2_random.pth"
-    save_checkpoint(build_model("siamattn_mnv2"), ckpt)
+    ckpt = random_checkpoint(tmp_path_factory.mktemp("ckpt") / "mnv2_random.pth", seed=3)
     ctx = Context()
     rclpy.init(context=ctx)
     overrides = [Parameter("model", value=str(ckpt)), Parameter("device", value="cpu"),
@@ -60,7 +60,7 @@ def test_tracker_failure_gives_error_results_then_recovers(in_process_node):
         assert driver.wait_for_connection(30)
         image, box = synthetic_frame(0)
         assert driver.publish_and_wait(driver.image_msg(image, 5_000_000_000)).state == TrackResult.STOPPED
-        driver.publish_init(make_header(0), box_msg(*box))
+        driver.publish_init(make_header(0), xywh_to_box(box))
         assert driver.wait_until(lambda: any(r.state == TrackResult.INITIALIZING for r in driver.results), 30)
         init_id = [r for r in driver.results if r.state == TrackResult.INITIALIZING][-1].init_id
 

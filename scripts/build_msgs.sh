@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds msg/ and srv/ with rosidl against the ROS 2 wheels in a virtualenv and installs the generated Python
 # modules into it. The package's own Python sources stay in the checkout (a .pth file puts it on sys.path), and
-# tools/ament_prefix.sh makes the virtualenv a complete ament prefix for this package (share/ and lib/ as a colcon
+# scripts/ament_prefix.sh makes the virtualenv a complete ament prefix for this package (share/ and lib/ as a colcon
 # install space has them), so `ros2 launch` / `ros2 run siamattn_ros ...` work with it.
 set -euo pipefail
 venv=$(cd "${1:-.venv}" && pwd)
@@ -39,4 +39,4 @@ rm -rf "$site/siamattn_ros/__init__.py" "$site/siamattn_ros/__pycache__"
 echo "$repo" > "$site/siamattn_ros_checkout.pth"
 rm -f "$site/siamattn_ros_dev.pth"
 "$py" -c 'from siamattn_ros.msg import InitBox, TrackResult; from siamattn_ros.srv import InitTrack; import siamattn_ros; print("build_msgs: siamattn_ros", siamattn_ros.__version__, "messages installed")'
-bash "$repo/tools/ament_prefix.sh" "$venv" "$py"
+bash "$repo/scripts/ament_prefix.sh" "$venv" "$py"

@@ -4,14 +4,14 @@
 #   share/siamattn_ros/{package.xml,launch,config,models,recordings}
 #   lib/siamattn_ros/{tracker_node,select_roi}                (what `ros2 run` and launch_ros execute)
 # so that `ros2 launch siamattn_ros tracker.launch.py` and `ros2 run siamattn_ros tracker_node` work with
-# PREFIX on AMENT_PREFIX_PATH. Used by tools/build_msgs.sh for the development virtualenv and by the launch tests
+# PREFIX on AMENT_PREFIX_PATH. Used by scripts/build_msgs.sh for the development virtualenv and by the launch tests
 # for a throw-away prefix.
 #
 # The share/ folders are links into the checkout (edits show at once, nothing large is copied); the executables run
 # PYTHON (default PREFIX/bin/python) on this checkout's sources, whatever else is on sys.path. The generated
-# messages (siamattn_ros.msg / .srv) are not installed here: they come from the virtualenv (tools/build_msgs.sh).
+# messages (siamattn_ros.msg / .srv) are not installed here: they come from the virtualenv (scripts/build_msgs.sh).
 #
-# Usage: tools/ament_prefix.sh PREFIX [PYTHON]
+# Usage: scripts/ament_prefix.sh PREFIX [PYTHON]
 set -euo pipefail
 prefix=$(mkdir -p "${1:?usage: ament_prefix.sh PREFIX [PYTHON]}" && cd "$1" && pwd)
 py=${2:-$prefix/bin/python}
@@ -39,7 +39,7 @@ for exe in tracker_node select_roi; do
   [ -n "$module" ] || { echo "ament_prefix: scripts/$exe does not name its module" >&2; exit 1; }
   cat > "$prefix/lib/$pkg/$exe.tmp" <<EOF
 #!$py
-"""ros2 run $pkg $exe: runs $module from the checkout $repo (written by tools/ament_prefix.sh)."""
+"""ros2 run $pkg $exe: runs $module from the checkout $repo (written by scripts/ament_prefix.sh)."""
 import sys
 
 sys.path.insert(0, "$repo")
