@@ -40,7 +40,7 @@ def node(checkpoint):
     proc = NodeProcess(params={**NODE_PARAMS, "model": str(checkpoint)}, remaps={"image": "/test_cam/image_raw"})
     proc.start()
     try:
-        assert proc.wait_for_log("ready", 60), f"node did not start:\n{proc.log()}"
+        assert proc.wait_for_log("ready", 300), f"node did not start:\n{proc.log()}"
         yield proc
     finally:
         code = proc.stop()

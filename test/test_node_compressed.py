@@ -28,7 +28,7 @@ def setup(tmp_path_factory):
     proc.start()
     driver = None
     try:
-        assert proc.wait_for_log("ready", 60), proc.log()
+        assert proc.wait_for_log("ready", 300), proc.log()
         driver = TrackerDriver(ns="cam", image_topic="/cam/image_raw/compressed", compressed=True,
                                image_reliability="reliable")
         assert driver.wait_for_connection(30), "no connection to the namespaced node"
