@@ -168,3 +168,18 @@ def test_tracker_without_quality_head_reports_the_rpn_score():
     tracker.init(frame, (130.0, 90.0, 60.0, 50.0))
     result = tracker.track(frame)
     assert not tracker.has_quality_head and result.confidence == pytest.approx(tracker.last_score)
+
+
+def test_bench_tracker_compares_two_checkpoints_side_by_side(tmp_path, capsys):
+    from siamattn_ros.testing.checkpoints import random_checkpoint, tiny_model
+    from siamattn_ros.tools import bench_tracker
+
+    a = random_checkpoint(tmp_path / "a.pth", seed=0, model={**tiny_model(), "iou_head": False}, pretrained=False)
+    b = random_checkpoint(tmp_path / "b.pth", seed=1, model={**tiny_model(), "iou_head": True}, pretrained=False)
+    assert bench_tracker.main(["--model", str(a), "--checkpoint", str(a), "--vs-checkpoint", str(b), "--frames", "2",
+                               "--rounds", "1", "--threads", "1", "--no-mask"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("640x480", "1280x720"))]
+    assert len(rows) == 2
+    for row in rows:
+        a_ms, b_ms, ratio = float(row[1]), float(row[2]), float(row[3])
+        assert a_ms > 0 and b_ms > 0 and ratio == pytest.approx(b_ms / a_ms, rel=0.02, abs=0.01)

@@ -2,7 +2,10 @@
 broken into crop / network / decode / mask head / mask paste.
 
     python -m siamattn_ros.tools.bench_tracker [--model embedded|siamattn_r50|siamattn_mnv2|<ckpt>] [--device cpu]
-        [--half] [--threads N] [--frames 30] [--no-mask]
+        [--half] [--threads N] [--frames 30] [--no-mask] [--vs-checkpoint OTHER.pth [--rounds 3]]
+
+With --vs-checkpoint the same measurement runs for a second checkpoint in the same process, alternating A, B, A, B
+(the machine's speed drifts), and prints the per-frame ratio B / A (wall and process CPU time).
 
 Frames are a textured object moving over a textured background (content does not change the cost). If the shipped
 embedded checkpoint (or a siamattn_r50 --checkpoint) is missing, the same architecture runs with random weights:
@@ -76,6 +79,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--frames", type=int, default=30, help="timed frames per resolution")
     ap.add_argument("--no-mask", action="store_true")
     ap.add_argument("--no-cuda-graph", action="store_true")
+    ap.add_argument("--vs-checkpoint", default=None, metavar="OTHER",
+                    help="also time this checkpoint (B), alternating with A, and print B / A")
+    ap.add_argument("--rounds", type=int, default=3, help="A/B alternations per size with --vs-checkpoint")
     args = ap.parse_args(argv)
 
     import torch
@@ -109,6 +115,23 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"cuda_graph={overrides['cuda_graph'] and tracker.device.type == 'cuda'} build+warmup={build_s:.1f}s")
     print(f"{'size':>10} {'end-to-end ms':>14} {'FPS':>6} {'CPU ms':>7} | stage medians, synced (ms): "
           + " ".join(f"{k:>9}" for k in STAGES))
+    if args.vs_checkpoint:
+        other = build_tracker(args.vs_checkpoint, device=args.device, half=args.half,
+                              config=load_preset(resolve_preset(args.vs_checkpoint)).replace(**overrides))
+        print(f"A = {args.checkpoint or args.model}, B = {args.vs_checkpoint}; {args.rounds} alternations of "
+              f"{args.frames} frames per size; medians over the rounds")
+        print(f"{'size':>10} {'A ms':>8} {'B ms':>8} {'B/A':>6} | {'A CPU ms':>9} {'B CPU ms':>9} {'B/A CPU':>8}")
+        for w, h in SIZES:
+            runs: Dict[str, List[Dict[str, float]]] = {"a": [], "b": []}
+            for _ in range(args.rounds):
+                runs["a"].append(bench(tracker, w, h, args.frames, not args.no_mask, profile=False))
+                runs["b"].append(bench(other, w, h, args.frames, not args.no_mask, profile=False))
+            med = {k: {m: statistics.median(r[m] for r in v) for m in ("total_ms", "cpu_ms")} for k, v in runs.items()}
+            ratios = [rb["cpu_ms"] / ra["cpu_ms"] for ra, rb in zip(runs["a"], runs["b"])]
+            wall = [rb["total_ms"] / ra["total_ms"] for ra, rb in zip(runs["a"], runs["b"])]
+            print(f"{w}x{h:<6} {med['a']['total_ms']:8.1f} {med['b']['total_ms']:8.1f} {statistics.median(wall):6.2f} | "
+                  f"{med['a']['cpu_ms']:9.1f} {med['b']['cpu_ms']:9.1f} {statistics.median(ratios):8.2f}")
+        return 0
     for w, h in SIZES:
         plain = bench(tracker, w, h, args.frames, not args.no_mask, profile=False)
         prof = bench(tracker, w, h, max(5, args.frames // 2), not args.no_mask, profile=True)
