@@ -183,3 +183,28 @@ def test_bench_tracker_compares_two_checkpoints_side_by_side(tmp_path, capsys):
     for row in rows:
         a_ms, b_ms, ratio = float(row[1]), float(row[2]), float(row[3])
         assert a_ms > 0 and b_ms > 0 and ratio == pytest.approx(b_ms / a_ms, rel=0.02, abs=0.01)
+
+
+def test_quality_select_picks_the_candidate_the_head_rates_best():
+    from siamattn_ros.tracker import Tracker, TrackerConfig
+
+    torch.manual_seed(0)
+    model = build_model("siamattn_mnv2", pretrained=False)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.iou_head.out.weight, std=0.5)
+    frame = np.random.default_rng(2).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    tracker = Tracker(model, TrackerConfig(warmup=False))
+    tracker.init(frame, (130.0, 90.0, 60.0, 50.0))
+    x = tracker._crop(frame, tracker._center, 120, 255)
+    params = torch.tensor([60.0, 50.0, 0.04, 0.44])
+    with torch.inference_mode():
+        plain = tracker._search_step(x, params)
+        tracker.config = tracker.config.replace(quality_select=True)
+        chosen = tracker._search_step(x, params)
+        rpn, refined = plain[2:6], plain[6:10]
+        cands = [refined, rpn, torch.cat((refined[:2], params[:2]))]
+        q = [float(torch.sigmoid(model.box_quality(torch.cat((torch.zeros(1), c[:2] - c[2:] / 2,
+                                                               c[:2] + c[2:] / 2)).view(1, 5)))) for c in cands]
+    best = int(np.argmax(q))
+    assert torch.allclose(chosen[6:10], cands[best]) and float(chosen[10]) == pytest.approx(max(q), abs=1e-6)
+    assert float(chosen[10]) >= float(plain[10]) - 1e-6

@@ -58,6 +58,11 @@ class TrackerConfig(YamlConfig):
     lost_search_step: float = 0.75
     # While LOST the target may be anywhere in the search window: weaker cosine window.
     lost_window_influence: float = 0.05
+    # --- box-quality head (models that have one: the embedded model) -----------------------------------------------
+    # Choose the box of each frame among the refined box, the RPN box and the refined centre at the previous size by
+    # the head's predicted IoU (instead of always the refined box): the head has seen boxes grown over the
+    # out-of-image padding in training, the RPN / refinement of a large or border-touching target tend to grow.
+    quality_select: bool = False
     # --- speed -----------------------------------------------------------------------------------------------------
     # Capture the fixed-shape part (network + decode + box refinement, and the mask head) in CUDA graphs on CUDA.
     cuda_graph: bool = True
@@ -90,7 +95,7 @@ class TrackerConfig(YamlConfig):
         if self.lost_threshold > self.confidence_threshold:
             raise ValueError(f"TrackerConfig.lost_threshold ({self.lost_threshold}) must not exceed "
                              f"confidence_threshold ({self.confidence_threshold})")
-        for name in ("long_term", "cuda_graph", "warmup"):
+        for name in ("long_term", "cuda_graph", "warmup", "quality_select"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TrackerConfig.{name} must be true/false, got {getattr(self, name)!r}")
 

@@ -340,7 +340,8 @@ class Tracker:
         """Network + decode + best anchor + box refinement, all on the device. params = (target w, h in crop
         pixels, penalty_k, window_influence). Returns (11,) float32: score, penalty, clipped RPN box (cx, cy, w, h)
         and refined box (cx, cy, w, h), both in crop pixels, and the box quality (the quality head's IoU estimate for
-        the refined box; the score again for a model without the head)."""
+        the refined box, or with config.quality_select the best of three candidates, which then replaces the refined
+        box; the score again for a model without the head)."""
         profiling = timings is not None and self.profile
         t = time.perf_counter()
         with self._autocast():
@@ -363,10 +364,16 @@ class Tracker:
             timings["network"] += (t - t0) * 1e3
         refined = D.decode_refine(deltas, rpn_box, self._stds)
         if self.has_quality_head:
-            half = refined[2:] / 2
-            quality_roi = torch.cat((refined.new_zeros(1), refined[:2] - half, refined[:2] + half)).view(1, 5)
+            if self.config.quality_select:
+                cands = torch.stack((refined, rpn_box, torch.cat((refined[:2], params[:2]))))
+            else:
+                cands = refined.view(1, 4)
+            half = cands[:, 2:] / 2
+            rois = torch.cat((cands.new_zeros(cands.size(0), 1), cands[:, :2] - half, cands[:, :2] + half), 1)
             with self._autocast():
-                quality = torch.sigmoid(self.model.box_quality(quality_roi).float())
+                qualities = torch.sigmoid(self.model.box_quality(rois).float())
+            pick = torch.argmax(qualities)
+            refined, quality = cands[pick], qualities[pick]
         else:
             quality = score[best].view(1)
         return torch.cat((score[best].view(1), penalty[best].view(1), rpn_box, refined, quality.view(1)))
