@@ -53,7 +53,9 @@ def test_launch_file_names_files_that_exist_and_are_installed():
     for rel in (mod.PARAMS_FILE, mod.RVIZ_CONFIG):
         assert rel[0] in dirs, f"{rel[0]}/ is not installed to share/siamattn_ros"
         assert (REPO.joinpath(*rel)).is_file(), f"{'/'.join(rel)} missing"
-    assert set(mod.ARGUMENTS) == {"image_topic", "model", "checkpoint", "device", "params_file", "namespace", "rviz"}
+    assert set(mod.ARGUMENTS) == {"image_topic", "model", "checkpoint", "device", "params_file", "namespace", "rviz",
+                                  "dds_profile", "depth", "depth_image_topic", "depth_info_topic"}
+    assert (REPO.joinpath(*mod.DDS_PROFILE)).is_file() and mod.DDS_PROFILE[0] in dirs
 
 
 def test_select_roi_executable_is_installed():
@@ -93,7 +95,9 @@ def test_launch_description_declares_the_arguments_and_builds_the_node():
     context = LaunchContext()
     context.launch_configurations.update({
         "image_topic": "/cam/image_raw", "model": "/tmp/m.pth", "checkpoint": "", "device": "cpu",
-        "params_file": str(REPO / "config" / "tracker.yaml"), "namespace": "cam1", "rviz": "false"})
+        "params_file": str(REPO / "config" / "tracker.yaml"), "namespace": "cam1", "rviz": "false",
+        "dds_profile": str(REPO / "config" / "fastdds_large_images.xml"), "depth": "false",
+        "depth_image_topic": "", "depth_info_topic": ""})
     opaque = [e for e in ld.entities if isinstance(e, OpaqueFunction)][0]
     actions = opaque.execute(context)
     nodes = [a for a in actions if isinstance(a, Node)]
@@ -106,6 +110,9 @@ def test_launch_description_declares_the_arguments_and_builds_the_node():
 
     assert len(nodes) == 1
     assert text(nodes[0].node_package) == "siamattn_ros" and text(nodes[0].node_executable) == "tracker_node"
+    env = {text(k): text(v) for k, v in (nodes[0].additional_env or [])}
+    if not any(os.environ.get(v) for v in mod.DDS_PROFILE_VARS):  # the user's own profile would win
+        assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(REPO / "config" / "fastdds_large_images.xml")
 
 
 # ---------------------------------------------------------------- ros2 launch / ros2 run, as a user runs them

@@ -186,12 +186,14 @@ def test_descriptors_carry_ranges_and_read_only():
 
 
 # ---------------------------------------------------------------- QoS
-def test_image_qos_is_depth_one_with_selectable_reliability():
+def test_image_qos_is_a_short_keep_last_with_selectable_reliability():
+    # Short: a late callback loses no frame to the reader; the worker's one-slot mailbox (test_node's 60 Hz test)
+    # is what keeps processing on the newest frame.
     for name, policy in (("best_effort", QoSReliabilityPolicy.BEST_EFFORT),
                          ("reliable", QoSReliabilityPolicy.RELIABLE)):
         p = qos.image_qos(name)
         assert (p.depth, p.history, p.reliability, p.durability) == (
-            1, QoSHistoryPolicy.KEEP_LAST, policy, QoSDurabilityPolicy.VOLATILE)
+            5, QoSHistoryPolicy.KEEP_LAST, policy, QoSDurabilityPolicy.VOLATILE)
     with pytest.raises(ValueError, match="'fast'"):
         qos.image_qos("fast")
 
@@ -269,3 +271,10 @@ def test_detection2d_uses_the_installed_vision_msgs_layout():
     assert (det.bbox.center.position.x, det.bbox.center.position.y) == (25.0, 40.0)
     assert (det.bbox.size_x, det.bbox.size_y) == (30.0, 40.0)
     assert det.results[0].hypothesis.score == pytest.approx(0.5)
+
+
+def test_auto_torch_threads_leave_cores_for_the_camera_and_dds():
+    from siamattn_ros.ros.tracker_node import torch_threads
+
+    assert [torch_threads(0, n) for n in (1, 2, 4, 6, 8, 16, 64)] == [1, 1, 2, 3, 4, 4, 4]
+    assert torch_threads(3, 2) == 3  # an explicit value is used as given

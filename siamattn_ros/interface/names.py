@@ -14,6 +14,10 @@ TOPIC_MASK = "track/mask"
 TOPIC_OVERLAY = "track/overlay"
 TOPIC_DETECTION = "track/detection"
 TOPIC_DIAGNOSTICS = "/diagnostics"
+# Optional depth input (parameter depth_enabled): an aligned depth image and its camera_info, and the 3D output.
+TOPIC_DEPTH = "depth/image"
+TOPIC_DEPTH_INFO = "depth/camera_info"
+TOPIC_POSITION = "track/position"
 
 # Private services (~/name): /<ns>/<node name>/reset and .../init.
 SERVICE_RESET = "~/reset"

@@ -130,6 +130,16 @@ def build_status(header: Any, state: int, message: str, thresholds: tuple[float,
     return msg
 
 
+def build_position(header: Any, xyz: Sequence[float]) -> Any:
+    """geometry_msgs/PointStamped of the target (metres, camera optical frame) with the source image header."""
+    from geometry_msgs.msg import PointStamped
+
+    msg = PointStamped()
+    msg.header = header
+    msg.point.x, msg.point.y, msg.point.z = (float(v) for v in xyz)
+    return msg
+
+
 def has_vision_msgs() -> bool:
     return Detection2D is not None
 

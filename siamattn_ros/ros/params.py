@@ -43,7 +43,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               "Tracker preset ('embedded', 'vot2018', 'otb100') or a TrackerConfig YAML path; empty: the model's "
               "own preset (embedded for the embedded model, vot2018 for siamattn_r50). The threshold parameters "
               "below override its values."),
-    ParamSpec("num_threads", 0, "CPU threads for torch (0: torch's default).", min_value=0, max_value=256),
+    ParamSpec("num_threads", 0, "CPU threads for torch. 0: auto = half the CPU cores, at most 4 (1 on a 2-core "
+              "machine; torch's own default, all cores, collapses when other processes share them).",
+              min_value=0, max_value=256),
     ParamSpec("warmup", True, "Run the network once at start so the first init does not stall the stream."),
     ParamSpec("image_transport", "raw",
               "'raw': sensor_msgs/Image on topic 'image'; 'compressed': sensor_msgs/CompressedImage on topic 'image' "
@@ -51,6 +53,13 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("qos_reliability", "best_effort",
               "Reliability of the image subscription: 'best_effort' (receives from any camera) or 'reliable' "
               "(only from reliable publishers).", choices=("best_effort", "reliable")),
+    ParamSpec("depth_enabled", False,
+              "Also subscribe to an aligned depth image (topic depth/image: 16UC1 mm or 32FC1 m, registered to the "
+              "colour image) and its camera_info (depth/camera_info), synchronised with the colour image by "
+              "message_filters' ApproximateTimeSynchronizer; publishes the target's 3D position on track/position "
+              "(geometry_msgs/PointStamped) and its distance in TrackResult.range. Needs message_filters."),
+    ParamSpec("depth_sync_slop", 0.05, "Largest stamp difference (s) between a colour image and the depth image / "
+              "camera_info paired with it.", min_value=0.001, max_value=1.0),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min_value=0.1, max_value=60.0),
     # ---- run-time changeable
     ParamSpec("confidence_threshold", -1.0,

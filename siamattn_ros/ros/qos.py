@@ -6,15 +6,21 @@ from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReli
 RELIABILITY = {"best_effort": QoSReliabilityPolicy.BEST_EFFORT, "reliable": QoSReliabilityPolicy.RELIABLE}
 
 
+# DDS reader queue of the image subscription. The tracker never queues frames (the node's one-slot mailbox hands
+# the worker only the newest); this depth only keeps the reader from overwriting frames that arrive while the image
+# callback is late (busy CPU), so that they still reach the frame buffer and the diagnostics count.
+IMAGE_QUEUE_DEPTH = 5
+
+
 def image_qos(reliability: str) -> QoSProfile:
-    """Camera input: keep only the newest frame (depth 1) so nothing queues up behind a slow tracker.
+    """Camera input: keep last IMAGE_QUEUE_DEPTH in the reader; the worker only ever takes the newest frame.
 
     best_effort (default) receives from best-effort and reliable publishers alike; reliable receives only from
     reliable publishers (a best-effort camera then delivers nothing, which is the classic "no images" QoS mismatch).
     """
     if reliability not in RELIABILITY:
         raise ValueError(f"qos_reliability must be one of {', '.join(RELIABILITY)}, got {reliability!r}")
-    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=RELIABILITY[reliability],
+    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=IMAGE_QUEUE_DEPTH, reliability=RELIABILITY[reliability],
                       durability=QoSDurabilityPolicy.VOLATILE)
 
 

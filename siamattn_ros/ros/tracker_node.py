@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -31,12 +31,14 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from siamattn_ros.interface.convert import box_msg_to_xywh, format_ns, stamp_to_ns
-from siamattn_ros.interface.names import (NODE_NAME, SERVICE_INIT, SERVICE_RESET, TOPIC_DETECTION, TOPIC_DIAGNOSTICS,
-                                          TOPIC_IMAGE, TOPIC_INIT, TOPIC_MASK, TOPIC_OVERLAY, TOPIC_RESULT)
+from siamattn_ros.interface.names import (NODE_NAME, SERVICE_INIT, SERVICE_RESET, TOPIC_DEPTH, TOPIC_DEPTH_INFO,
+                                          TOPIC_DETECTION, TOPIC_DIAGNOSTICS, TOPIC_IMAGE, TOPIC_INIT, TOPIC_MASK,
+                                          TOPIC_OVERLAY, TOPIC_POSITION, TOPIC_RESULT)
 from siamattn_ros.interface.presets import resolve_preset
 from siamattn_ros.interface.states import TrackState
 from siamattn_ros.msg import InitBox, TrackResult as TrackResultMsg
 from siamattn_ros.ros import messages
+from siamattn_ros.ros.depth import DepthError, depth_metres, target_position
 from siamattn_ros.ros.diagnostics import NodeStats, build_diagnostics
 from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward
 from siamattn_ros.ros.image_conv import ImageConversionError, decode_compressed, decode_image, to_image_msg
@@ -99,6 +101,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def torch_threads(requested: int, cpu_count: Optional[int] = None) -> int:
+    """Torch intra-op threads for num_threads `requested` (0: auto). Auto takes half the cores, at most 4: OpenMP
+    threads spin-wait for each other, and with every core in use (torch's default) the camera driver, DDS and the
+    node's own threads preempt them; measured 10-30x slower per frame with 2 threads on a busy 2-core machine."""
+    if requested > 0:
+        return requested
+    return max(1, min(4, (cpu_count or os.cpu_count() or 2) // 2))
+
+
 class TrackerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -108,6 +119,7 @@ class TrackerNode(Node):
             reason = check_value(name, value)
             if reason:
                 raise StartupError(f"invalid parameter: {reason}")
+        self._depth_filters = _import_message_filters() if self._params["depth_enabled"] else None
         self._device = resolve_device(self._params["device"])
         self._tracker = self._build_tracker()
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -145,8 +157,27 @@ class TrackerNode(Node):
 
         compressed = self._params["image_transport"] == "compressed"
         self._decode = decode_compressed if compressed else decode_image
-        self.create_subscription(CompressedImage if compressed else Image, TOPIC_IMAGE, self._on_image,
-                                 image_qos(self._params["qos_reliability"]), callback_group=self._image_group)
+        image_type, qos = CompressedImage if compressed else Image, image_qos(self._params["qos_reliability"])
+        self._position_pub = None
+        self._depth_store = _StampStore(30)
+        if self._depth_filters is not None:
+            # Colour frames flow to the tracker as without depth; the synchroniser pairs each colour frame with
+            # the depth image and camera_info nearest in stamp (within depth_sync_slop) for the 3D position.
+            from geometry_msgs.msg import PointStamped
+            from sensor_msgs.msg import CameraInfo
+
+            mf = self._depth_filters
+            color = mf.Subscriber(self, image_type, TOPIC_IMAGE, qos_profile=qos, callback_group=self._image_group)
+            color.registerCallback(self._on_image)
+            self._depth_subs = [color] + [
+                mf.Subscriber(self, msg_type, topic, qos_profile=qos, callback_group=self._image_group)
+                for msg_type, topic in ((Image, TOPIC_DEPTH), (CameraInfo, TOPIC_DEPTH_INFO))]
+            self._sync = mf.ApproximateTimeSynchronizer(self._depth_subs, queue_size=10,
+                                                        slop=float(self._params["depth_sync_slop"]))
+            self._sync.registerCallback(self._on_synced)
+            self._position_pub = self.create_publisher(PointStamped, TOPIC_POSITION, output_qos(10))
+        else:
+            self.create_subscription(image_type, TOPIC_IMAGE, self._on_image, qos, callback_group=self._image_group)
         self.create_subscription(InitBox, TOPIC_INIT, self._on_init_msg, init_qos(),
                                  callback_group=self._control_group)
         self.create_service(Trigger, SERVICE_RESET, self._on_reset, callback_group=self._control_group)
@@ -193,8 +224,7 @@ class TrackerNode(Node):
 
         from siamattn_ros.tracker.build import build_tracker
 
-        if self._params["num_threads"] > 0:
-            torch.set_num_threads(int(self._params["num_threads"]))
+        torch.set_num_threads(torch_threads(int(self._params["num_threads"])))
         cfg = self._tracker_config()
         model, checkpoint = self._params["model"], self._params["checkpoint"] or None
         self.get_logger().info(f"loading model {model!r} on {self._device} (half={self._params['half']})")
@@ -266,6 +296,9 @@ class TrackerNode(Node):
         frame = Frame(msg=msg, stamp_ns=stamp_to_ns(msg.header.stamp), seq=self._seq)
         self._ring.push(frame)
         self._slot.put(frame)
+
+    def _on_synced(self, color: Any, depth: Any, info: Any) -> None:
+        self._depth_store.put(stamp_to_ns(color.header.stamp), (depth, info))
 
     def _on_init_msg(self, msg: InitBox) -> None:
         self._enqueue(_InitRequest(box=msg.box, header=msg.header))
@@ -380,15 +413,19 @@ class TrackerNode(Node):
             self._warn_throttled(reason)
             self._publish_status(frame.header, TrackState.STOPPED, reason, size, image)
             return
-        want_mask = bool(self._params["publish_mask"] or self._params["publish_overlay"])
+        want_mask = bool(self._params["publish_mask"] or self._params["publish_overlay"] or self._position_pub)
         result = self._tracker.track(image, want_mask=want_mask)
         self._publish_result(frame.header, result, image, start_ns, generation)
 
     def _publish_result(self, header: Any, result: Any, image: np.ndarray, start_ns: int, generation: int) -> None:
+        position = self._target_position(header, result) if self._position_pub is not None else None
         now_ns = self._now_ns()
         size = (int(image.shape[1]), int(image.shape[0]))
         msg = messages.build_result(header, result, size, self._thresholds(), now_ns - start_ns, now_ns,
                                     _status_text(result.state))
+        if position is not None:
+            msg.range = float(np.linalg.norm(position))
+            self._position_pub.publish(messages.build_position(header, position))
         with self._out_lock:
             if generation != self._generation:
                 return  # a reset arrived while this frame was being tracked
@@ -402,6 +439,21 @@ class TrackerNode(Node):
             self._mask_pub.publish(to_image_msg(np.ascontiguousarray(result.mask, dtype=np.uint8), header, "mono8"))
         if self._params["publish_overlay"]:
             self._overlay_pub.publish(_overlay_msg(image, result, header))
+
+    def _target_position(self, header: Any, result: Any) -> Optional[tuple[float, float, float]]:
+        """The target's 3D position from the depth image paired with this frame (None without one, or while the
+        box is not a live measurement: LOST, STOPPED, ERROR)."""
+        if result.state not in (TrackState.INITIALIZING, TrackState.TRACKING, TrackState.LOW_CONFIDENCE):
+            return None
+        pair = self._depth_store.get(stamp_to_ns(header.stamp))
+        if pair is None:
+            return None
+        try:
+            return target_position(depth_metres(pair[0]), result.mask, result.box_xywh, pair[1])
+        except DepthError as exc:
+            self._stats.record_input_error()
+            self._warn_throttled(f"depth skipped: {exc}")
+            return None
 
     def _do_reset(self) -> None:
         was = self._tracker.initialized
@@ -495,6 +547,34 @@ class TrackerNode(Node):
         self._stop.set()
         self._slot.close()
         self._worker.join(timeout=10.0)
+
+
+def _import_message_filters() -> Any:
+    try:
+        import message_filters
+    except ImportError as exc:
+        raise StartupError(f"depth_enabled is true but message_filters is not installed ({exc}): install it "
+                           f"(apt install ros-$ROS_DISTRO-message-filters) or set depth_enabled: false") from None
+    return message_filters
+
+
+class _StampStore:
+    """The last `length` items keyed by stamp (ns), for lookup by the worker; thread-safe."""
+
+    def __init__(self, length: int) -> None:
+        self._lock = threading.Lock()
+        self._items: "OrderedDict[int, Any]" = OrderedDict()
+        self._length = length
+
+    def put(self, stamp_ns: int, item: Any) -> None:
+        with self._lock:
+            self._items[stamp_ns] = item
+            while len(self._items) > self._length:
+                self._items.popitem(last=False)
+
+    def get(self, stamp_ns: int) -> Any:
+        with self._lock:
+            return self._items.get(stamp_ns)
 
 
 def _status_text(state: TrackState) -> str:
