@@ -60,19 +60,21 @@ def deform_roi_pool(features: torch.Tensor, rois: torch.Tensor, offsets: Optiona
         sx = sx + (off[:, 0] * rw.view(n, 1, 1)).view(n, p, 1, p, 1)
         sy = sy + (off[:, 1] * rh.view(n, 1, 1)).view(n, p, 1, p, 1)
     sx, sy = torch.broadcast_tensors(sx, sy)
-    valid = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
+    valid = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)  # decided in float32 geometry
     gx = sx.clamp(0.0, w - 1.0) * (2.0 / (w - 1) if w > 1 else 0.0) - 1.0
     gy = sy.clamp(0.0, h - 1.0) * (2.0 / (h - 1) if h > 1 else 0.0) - 1.0
+    # Dropped samples are sent far outside the map, where zero padding makes them 0: then every bin is a plain
+    # S×S block sum (no per-sample mask multiply over all C channels). Kept samples lie in [0, size-1] after the
+    # clamp, where zero and border padding interpolate alike.
+    gx = torch.where(valid, gx, torch.full_like(gx, -3.0))
     grid = torch.stack((gx, gy), dim=-1).reshape(n, p * s, p * s, 2).to(dt)
     if bsz == 1:
         src = features.expand(n, c, h, w)
     else:
         src = features.index_select(0, bidx)
-    vals = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)  # (n, C, P*S, P*S)
-    vals = vals.view(n, c, p, s, p, s)
-    mask = valid.to(dt).view(n, 1, p, s, p, s)  # validity decided in float32 geometry
-    total = (vals * mask).sum(dim=(3, 5))
-    count = mask.sum(dim=(3, 5)).clamp(min=1.0)  # a bin with no valid sample outputs 0
+    vals = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (n, C, P*S, P*S)
+    total = F.avg_pool2d(vals, s) * float(s * s)
+    count = valid.to(dt).view(n, 1, p, s, p, s).sum(dim=(3, 5)).clamp(min=1.0)  # a bin with no valid sample: 0
     return total / count
 
 

@@ -1,0 +1,160 @@
+"""The exact CPU rewrites of the inference path (model/winograd.py, model/inference.py speed_up_cpu, the fusion
+neck's lateral-before-resize) against the plain PyTorch ops they replace, and the side-by-side benchmark tool."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from siamattn_ros.model import ModelConfig, build_model, embedded_config, prepare_for_inference
+from siamattn_ros.model.fusion import resize_bilinear_ac
+from siamattn_ros.model.inference import OneDnnConv2d, StrideKernelDeconv, speed_up_cpu
+from siamattn_ros.model.winograd import WinogradConv2d, transform_weight, winograd_conv3x3
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((a.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("cin,cout,size,dilation,padding", [
+    (8, 5, 31, 1, 1), (8, 5, 31, 2, 2), (6, 7, 31, 4, 4), (5, 4, 17, 1, 0), (4, 6, 12, 2, 2), (3, 3, 9, 4, 4),
+    (4, 4, 2, 1, 1),  # smaller than one tile
+])
+def test_winograd_conv_equals_direct_conv(m, cin, cout, size, dilation, padding):
+    """Float64 data: the transforms are exact algebra, so only rounding separates the two."""
+    g = torch.Generator().manual_seed(cin * 100 + size)
+    x = torch.randn(2, cin, size, size + 3, generator=g, dtype=torch.float64)
+    w = torch.randn(cout, cin, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(cout, generator=g, dtype=torch.float64)
+    ref = F.conv2d(x, w, b, padding=padding, dilation=dilation)
+    u = transform_weight(w, m).double()
+    out = winograd_conv3x3(x, u, b, dilation=dilation, padding=padding, m=m)
+    assert out.shape == ref.shape
+    assert _rel(out, ref) < 1e-6  # the float32 transformed weight limits it, not the algorithm
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_winograd_module_float32_close_and_falls_back(dilation):
+    g = torch.Generator().manual_seed(dilation)
+    conv = nn.Conv2d(256, 256, 3, padding=dilation, dilation=dilation)
+    x = torch.rand(1, 256, 31, 31, generator=g)
+    ref = F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=dilation, dilation=dilation)
+    wc = WinogradConv2d(conv)
+    with torch.inference_mode():
+        assert _rel(wc(x), ref) < 2e-5
+        small = torch.rand(1, 256, 7, 7, generator=g)  # template-size map: the direct conv
+        torch.testing.assert_close(wc(small), conv(small), rtol=1e-4, atol=1e-4)
+    y = wc(x.requires_grad_())  # autograd: the original conv, gradients flow
+    y.sum().backward()
+    assert x.grad is not None and conv.weight.grad is not None
+
+
+def test_winograd_rejects_unsupported_geometry():
+    with pytest.raises(ValueError, match="not eligible"):
+        WinogradConv2d(nn.Conv2d(4, 4, 3, stride=2, padding=1))
+    with pytest.raises(ValueError, match="padding"):
+        winograd_conv3x3(torch.zeros(1, 2, 8, 8), torch.zeros(16, 2, 2), padding=3, dilation=2)
+
+
+def test_onednn_conv_and_stride_kernel_deconv_equal_pytorch():
+    g = torch.Generator().manual_seed(3)
+    conv = nn.Conv2d(32, 48, 1)
+    x = torch.rand(1, 32, 20, 20, generator=g)
+    deconv = nn.ConvTranspose2d(16, 8, 4, stride=4)
+    y = torch.rand(2, 16, 5, 6, generator=g)
+    with torch.inference_mode():
+        torch.testing.assert_close(OneDnnConv2d(conv)(x), conv(x), rtol=1e-5, atol=1e-5)
+        out = StrideKernelDeconv(deconv)(y)
+        assert out.shape == (2, 8, 20, 24)
+        torch.testing.assert_close(out, deconv(y), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="stride == kernel"):
+        StrideKernelDeconv(nn.ConvTranspose2d(4, 4, 4, stride=2))
+
+
+@pytest.mark.parametrize("src,dst", [((31, 31), (63, 63)), ((7, 12), (20, 5)), ((1, 4), (3, 9))])
+def test_separable_resize_equals_interpolate(src, dst):
+    x = torch.rand(2, 3, *src, generator=torch.Generator().manual_seed(0))
+    ref = F.interpolate(x, size=dst, mode="bilinear", align_corners=True)
+    torch.testing.assert_close(resize_bilinear_ac(x, dst), ref, rtol=1e-5, atol=1e-6)
+
+
+def _randomise(model: nn.Module, seed: int) -> None:
+    """Non-zero attention scales / offsets and non-trivial BN statistics, so every rewritten path matters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(0.1)
+            elif ".offset_fc.4." in name or ".conv_offset." in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 1e-3)
+        for mod in model.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1, generator=g)
+                mod.running_var.uniform_(0.5, 1.5, generator=g)
+                mod.weight.data.uniform_(0.5, 1.5, generator=g)
+
+
+def _outputs(net, z, xs, rois):
+    with torch.inference_mode():
+        net.template(z)
+        res = []
+        for x in xs:
+            out = net.track(x)
+            res.append([out["cls"], out["loc"], net.bbox_refine(rois), net.mask_refine(rois).sigmoid()])
+    return res
+
+
+# A reduced paper geometry (256-channel neck/fusion and a wide conv so the Winograd, merged-conv and lateral
+# rewrites all run) that builds and runs in seconds.
+WIDE = {**embedded_config().to_dict(), "neck_channels": 256, "fusion_channels": 256, "rpn_hidden": 256,
+        "mask_head_channels": 64, "backbone_pretrained": False, "name": "wide_test"}
+
+
+@pytest.mark.parametrize("cfg", ["siamattn_mnv2", "wide"])
+def test_prepared_model_matches_plain_model(cfg):
+    """prepare_for_inference on the CPU (BN folding + speed_up_cpu) against the unprepared model with
+    torchvision's deformable conv: every output within 1e-4 relative, on two different search crops."""
+    torch.manual_seed(0)
+    net = build_model(ModelConfig.from_dict(WIDE) if cfg == "wide" else cfg, pretrained=False)
+    _randomise(net, 1)
+    net.eval()
+    plain = copy.deepcopy(net)
+    plain.set_deform_impl("torchvision")
+    g = torch.Generator().manual_seed(5)
+    z = torch.rand(1, 3, 127, 127, generator=g) * 255
+    xs = [torch.rand(1, 3, 255, 255, generator=g) * 255 for _ in range(2)]
+    rois = torch.tensor([[0, -15.0, 20.0, 140.0, 250.0]])
+    ref = _outputs(plain, z, xs, rois)
+    prepare_for_inference(net, "cpu")
+    kinds = {type(m) for m in net.modules()}
+    assert OneDnnConv2d in kinds and StrideKernelDeconv in kinds
+    if cfg == "wide":
+        assert WinogradConv2d in kinds and net.feature_fusion.lateral_before_resize
+    out = _outputs(net, z, xs, rois)
+    for frame_out, frame_ref in zip(out, ref):
+        for a, b in zip(frame_out, frame_ref):
+            assert a.shape == b.shape
+            assert _rel(a, b) <= 1e-4
+    # The merged RPN / fusion convs see a new search map each frame (no stale cached result).
+    assert _rel(out[0][0], out[1][0]) > 1e-3
+
+
+def test_speed_up_cpu_requires_folded_batchnorm():
+    with pytest.raises(ValueError, match="BatchNorm"):
+        speed_up_cpu(build_model("siamattn_mnv2", pretrained=False))
+
+
+def test_bench_side_by_side_prints_ratio_and_parity(capsys):
+    from siamattn_ros.tools import bench
+
+    assert bench.main(["--model", "siamattn_mnv2", "--frames", "2", "--warmup", "0", "--profile"]) == 0
+    text = capsys.readouterr().out
+    assert "ratio ours / plain: median" in text and "-> PASS" in text
+    for group in ("backbone", "DSA attention", "DSA deformable convs", "RPN", "mask RoI pooling", "mask head"):
+        assert group in text
