@@ -39,10 +39,14 @@ def deform_roi_pool(features: torch.Tensor, rois: torch.Tensor, offsets: Optiona
     # Geometry in at least float32 (fp16 cannot hold crop coordinates to the precision the C-rounding needs);
     # no gradient to the RoI coordinates (as in the original op).
     gdt = torch.float64 if dt == torch.float64 else torch.float32
+    if rois.device.type == "cpu":
+        # Checked only where it is free: on a GPU the check is a host sync per call (and makes CUDA-graph capture
+        # fail); there index_select checks the indices on the device for batches > 1.
+        cpu_idx = rois[:, 0].long()
+        if bool((cpu_idx < 0).any()) or bool((cpu_idx >= bsz).any()):
+            raise ValueError(f"roi batch indices {cpu_idx.tolist()} out of range for a batch of {bsz}")
     rois = rois.detach().to(device=dev, dtype=gdt)
     bidx = rois[:, 0].long()
-    if bool((bidx < 0).any()) or bool((bidx >= bsz).any()):
-        raise ValueError(f"roi batch indices {bidx.tolist()} out of range for a batch of {bsz}")
     x1 = c_round(rois[:, 1]) * spatial_scale - 0.5
     y1 = c_round(rois[:, 2]) * spatial_scale - 0.5
     x2 = (c_round(rois[:, 3]) + 1.0) * spatial_scale - 0.5

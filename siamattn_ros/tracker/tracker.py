@@ -5,7 +5,9 @@ Per frame, data stays on the model's device from crop to result: the search crop
 (one copy into the network input) or, on CUDA, from one upload of the frame; scores, decoding, penalty, window,
 best anchor, both RoIs, the box decode and the mask paste run as torch ops on the device; only ten numbers and the
 small binary mask region come back. On CUDA the fixed-shape part (network + decode + box refinement, and the mask
-head) is captured into CUDA graphs after each init (written for CUDA but only exercised on CPU so far).
+head) is captured into CUDA graphs after each init. The captured steps must not synchronise with the host (no
+.item(), bool(tensor) or indexing with a 0-dim tensor): capture fails on any of them. Graph capture needs a GPU, so the
+CPU test suite runs these steps on fake CUDA tensors instead (siamattn_ros.tools.gpu_check.fake_cuda_probe).
 """
 from __future__ import annotations
 
@@ -76,25 +78,48 @@ def clip_box(cx: float, cy: float, w: float, h: float, width: int, height: int) 
     return np.array([x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1)], np.float64)
 
 
-class _CudaGraphed:
-    """A function of fixed-shape tensors replayed from a CUDA graph (inputs copied into static buffers)."""
+def amp_dtype_of(precision: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
+    """Autocast dtype for "fp32"/None (no autocast), "fp16", "bf16" or a torch dtype; ValueError naming the value."""
+    names = {None: None, "fp32": None, "float32": None, "fp16": torch.float16, "float16": torch.float16,
+             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    if isinstance(precision, torch.dtype):
+        if precision == torch.float32:
+            return None
+        if precision in (torch.float16, torch.bfloat16):
+            return precision
+    elif precision in names:
+        return names[precision]
+    raise ValueError(f"precision must be one of fp32, fp16, bf16 (or torch.float16 / torch.bfloat16), "
+                     f"got {precision!r}")
 
-    def __init__(self, fn: Callable[..., torch.Tensor], *example: torch.Tensor) -> None:
-        self.inputs = [e.clone() for e in example]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up on a side stream, as graph capture requires
-            for _ in range(2):
-                fn(*self.inputs)
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.output = fn(*self.inputs)
+
+class _CudaGraphed:
+    """A function of fixed-shape tensors replayed from a CUDA graph (inputs copied into static buffers).
+
+    Capture and replay run with `device` as the current CUDA device: the node calls the tracker from a worker
+    thread, whose current device is cuda:0 whatever the tracker's device is."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], device: torch.device, *example: torch.Tensor) -> None:
+        self.device = device
+        with torch.cuda.device(device):
+            self.inputs = [e.clone() for e in example]
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up on a side stream, as graph capture requires
+                for _ in range(2):
+                    fn(*self.inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            # thread_local: CUDA calls of other threads (a ROS executor, a second tracker) cannot invalidate the
+            # capture; only this thread must not synchronise while capturing.
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                self.output = fn(*self.inputs)
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
-        for buf, a in zip(self.inputs, args):
-            buf.copy_(a, non_blocking=True)
-        self.graph.replay()
+        with torch.cuda.device(self.device):
+            for buf, a in zip(self.inputs, args):
+                buf.copy_(a, non_blocking=True)
+            self.graph.replay()
         return self.output
 
 
@@ -109,10 +134,14 @@ class Tracker:
             or use ``set_params(**changes)`` (validated); the next frame uses the new values.
         device: torch device for the network and all per-frame tensor work.
         half: fp16 autocast (CUDA only).
+        precision: "fp32" (default), "fp16" or "bf16" autocast (weights stay fp32); half=True is "fp16". On the CPU
+            autocast runs too (much slower than fp32 there): it lets the CPU test suite exercise the mixed-precision
+            code path; ``half=True`` stays CUDA-only as the node documents it.
     """
 
     def __init__(self, model: nn.Module, config: Optional[TrackerConfig] = None,
-                 device: Union[str, torch.device] = "cpu", half: bool = False) -> None:
+                 device: Union[str, torch.device] = "cpu", half: bool = False,
+                 precision: Union[None, str, torch.dtype] = None) -> None:
         self.device = torch.device(device)
         self.config = config if config is not None else TrackerConfig()
         self.model = model.eval().to(self.device)
@@ -131,10 +160,13 @@ class Tracker:
         self.window = torch.from_numpy(D.cosine_window(self.score_size, self.num_anchors)).to(self.device)
         self.has_quality_head = getattr(model, "iou_head", None) is not None
         self.last_score = float("nan")  # the RPN score of the last frame (the confidence without a quality head)
-        self.half = bool(half)
         self._cuda = self.device.type == "cuda"
-        if self.half and not self._cuda:
+        if half and not self._cuda:
             raise ValueError(f"half=True needs a CUDA device (fp16 autocast), got device {str(self.device)!r}")
+        if half and amp_dtype_of(precision) not in (None, torch.float16):
+            raise ValueError(f"half=True (fp16) contradicts precision={precision!r}")
+        # Autocast dtype (None: fp32). May be changed between tracks: set it before init().
+        self.amp_dtype: Optional[torch.dtype] = torch.float16 if half else amp_dtype_of(precision)
         # Crop and mask paste with torch on the device (default on CUDA) instead of OpenCV; may be set on CPU to run
         # the GPU code path in tests.
         self.device_ops = self._cuda
@@ -150,6 +182,15 @@ class Tracker:
             self._warmup()
 
     # --- public API ----------------------------------------------------------------------------------------------
+    @property
+    def half(self) -> bool:
+        """True when the network runs under fp16 autocast."""
+        return self.amp_dtype == torch.float16
+
+    @half.setter
+    def half(self, value: bool) -> None:
+        self.amp_dtype = torch.float16 if value else None
+
     @property
     def initialized(self) -> bool:
         return self._center is not None
@@ -319,10 +360,10 @@ class Tracker:
         return to_tensor(crop_cv(image, center, int(side), out_size, self._pad_color), self.device)
 
     def _autocast(self):
-        if not self.half:
+        if self.amp_dtype is None:
             return nullcontext()
         # No weight-cast cache: cached casts made during CUDA-graph capture must not outlive the graph.
-        return torch.autocast("cuda", dtype=torch.float16, cache_enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=False)
 
     def _sync(self) -> None:
         if self._cuda:
@@ -351,8 +392,10 @@ class Tracker:
         score = D.fg_scores(out["cls"])
         boxes = D.decode_boxes(out["loc"], self.anchors)
         penalty = D.scale_penalty(boxes, params[:2], params[2])
-        best = D.select_best(score, penalty, self.window, params[3])
-        rpn_box = D.rpn_box_in_crop(boxes[:, best], self.instance_size)
+        # index_select, not score[best]: indexing with a 0-dim tensor calls .item() (a host sync, illegal while
+        # capturing a CUDA graph).
+        best = D.select_best(score, penalty, self.window, params[3]).view(1)
+        rpn_box = D.rpn_box_in_crop(boxes.index_select(1, best).view(4), self.instance_size)
         roi = D.bbox_roi(rpn_box)
         if profiling:
             t = self._tick(timings, "decode", t)
@@ -372,11 +415,12 @@ class Tracker:
             rois = torch.cat((cands.new_zeros(cands.size(0), 1), cands[:, :2] - half, cands[:, :2] + half), 1)
             with self._autocast():
                 qualities = torch.sigmoid(self.model.box_quality(rois).float())
-            pick = torch.argmax(qualities)
-            refined, quality = cands[pick], qualities[pick]
+            pick = torch.argmax(qualities).view(1)  # index_select: no host sync (see best above)
+            refined, quality = cands.index_select(0, pick).view(4), qualities.index_select(0, pick)
         else:
-            quality = score[best].view(1)
-        return torch.cat((score[best].view(1), penalty[best].view(1), rpn_box, refined, quality.view(1)))
+            quality = score.index_select(0, best)
+        return torch.cat((score.index_select(0, best), penalty.index_select(0, best), rpn_box, refined,
+                          quality.view(1)))
 
     def _mask_step(self, roi: torch.Tensor) -> torch.Tensor:
         """Mask head on a (1, 5) RoI → M×M float32 probabilities on the device."""
@@ -398,7 +442,7 @@ class Tracker:
         if self.device_ops:
             region = M.paste_torch(prob, pm, self.config.mask_threshold).cpu().numpy()
         else:
-            region = M.paste_cv(prob.numpy(), pm, self.config.mask_threshold)
+            region = M.paste_cv(prob.cpu().numpy(), pm, self.config.mask_threshold)  # OpenCV paste, any device
         polygon = M.mask_polygon(region, (pm.x0, pm.y0), box)
         full = M.full_frame(region, pm, width, height)
         self._tick(timings, "paste", t)
@@ -418,9 +462,9 @@ class Tracker:
         model cached in init(), so they are re-captured on every init). Falls back to eager on any failure."""
         x, params, roi = self._example_inputs()
         try:
-            self._graphs["search"] = _CudaGraphed(self._search_step, x, params)
+            self._graphs["search"] = _CudaGraphed(self._search_step, self.device, x, params)
             # Captured after the search graph: the mask head reads the fused features that graph writes.
-            self._graphs["mask"] = _CudaGraphed(self._mask_step, roi)
+            self._graphs["mask"] = _CudaGraphed(self._mask_step, self.device, roi)
         except Exception as e:  # capture is an optimisation: never let it break tracking
             self._graphs = {}
             self._graph_failed = True
