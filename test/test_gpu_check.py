@@ -65,6 +65,17 @@ def test_cpu_autocast_tracks_like_fp32():
     assert cmp["ok"], cmp
 
 
+def test_random_paper_network_runs_the_whole_pipeline():
+    """Random weights with default BatchNorm statistics overflow to inf in the ResNet-50 model, and a non-finite score
+    makes the tracker skip the mask head; the calibrated random network gives finite scores and masks."""
+    from siamattn_ros.tools.bench_tracker import make_frames
+
+    tr = gpu_check.make_tracker("siamattn_r50", "cpu")
+    frames, box = make_frames(320, 240, 2)
+    for r in gpu_check.run_track(tr, frames, box):
+        assert 0 < r.confidence < 1 and r.mask.any()
+
+
 def _by_name(report):
     return {c["name"]: c for c in report["checks"]}
 
@@ -132,7 +143,7 @@ def test_gpu_check_cpu_smoke(tmp_path):
         assert r["model"] == "embedded" and r["precision"] == "fp32" and not r["graphs"]
         assert r["total_ms"] > 0 and r["fps"] > 0 and r["peak_gpu_mb"].startswith("not run")
         assert set(r["stages_ms"]) == {"crop", "network", "decode", "mask_head", "paste"}
-        assert r["stages_ms"]["network"] > 0
+        assert r["stages_ms"]["network"] > 0 and r["mask_head_ran"]  # the whole pipeline was timed
     assert any(r.get("status") == "not run: CUDA graphs need a CUDA device" for r in speed)
     assert any(r.get("model") == "paper" and r["status"].startswith("not run") for r in speed)
 
