@@ -3,11 +3,12 @@
     python -m siamattn_ros.tools.bench_node                 # 640x480, 40 frames, 1 torch thread, shipped model
     python -m siamattn_ros.tools.bench_node --size 1280x720 --threads 2 --frames 60
 
-First times `Tracker.track(frame, want_mask=True)` in this process on a sequence of frames (the same textured
-object over a textured background as bench_tracker), then starts tracker_node in a child process with the same
-model, device and thread count, initialises it on the first frame through ~/init and sends the frames one at a time
-(each waits for its result, so none is dropped), reading `processing_time` from every TrackResult (the node's time
-from taking the frame to the result: image conversion, tracking with the mask, result message). Prints both
+Starts tracker_node in a child process and the same tracker (model, device, thread count) in another child process
+without ROS, initialises both on the first frame (the node through ~/init), then, frame by frame in turn, has the
+second time `Tracker.track(frame, want_mask=True)` and sends the frame to the node, waiting for its result (none is dropped)
+and reading its `processing_time` (the node's time from taking the frame to the result: image conversion, tracking
+with the mask, result message). Interleaving makes both sides see the same machine load. Frames: the textured
+object over a textured background of bench_tracker. Prints both
 medians and their difference, the node's overhead per frame. Both processes get config/fastdds_large_images.xml
 (large best-effort images, see bench_delivery).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 from typing import Optional
@@ -33,6 +35,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames tracked (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides (default %(default)s)")
     parser.add_argument("--model", default="embedded", help="tracker model (default: the shipped embedded model)")
+    parser.add_argument("--alone", action="store_true", help=argparse.SUPPRESS)  # the tracker-alone child process
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     os.environ.update({k: v for k, v in profile_env(PROFILE).items() if "PROFILES_FILE" in k})
@@ -46,17 +49,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     from siamattn_ros.tracker import build_tracker
     from siamattn_ros.tracker.config import load_preset
 
-    torch.set_num_threads(args.threads)
+    if args.alone:  # the tracker alone, in a process without ROS: track frame i for each i read from stdin
+        torch.set_num_threads(args.threads)
+        frames, box = make_frames(width, height, args.frames)
+        tracker = build_tracker(model=args.model, device="cpu", config=load_preset(resolve_preset(args.model, "", "")))
+        tracker.init(frames[0], box)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            t = time.perf_counter()
+            tracker.track(frames[int(line)], want_mask=True)
+            print(f"{(time.perf_counter() - t) * 1e3:.3f}", flush=True)
+        return 0
     frames, box = make_frames(width, height, args.frames)
-    cfg = load_preset(resolve_preset(args.model, "", ""))
-    tracker = build_tracker(model=args.model, device="cpu", config=cfg)
-    tracker.init(frames[0], box)
-    own = []
-    for f in frames[1:]:
-        t = time.perf_counter()
-        tracker.track(f, want_mask=True)
-        own.append((time.perf_counter() - t) * 1e3)
-    del tracker
+    alone = subprocess.Popen([sys.executable, "-m", "siamattn_ros.tools.bench_node", "--alone", "--size", args.size,
+                              "--frames", str(args.frames), "--threads", str(args.threads), "--model", args.model],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if alone.stdout.readline().strip() != "ready":
+        raise RuntimeError("the tracker process did not start")
 
     from siamattn_ros.ros.messages import xywh_to_box
     from siamattn_ros.testing.node_process import NodeProcess
@@ -66,28 +75,33 @@ def main(argv: Optional[list[str]] = None) -> int:
     node = NodeProcess(params={"model": args.model, "device": "cpu", "num_threads": args.threads},
                        remaps={"image": topic}).start()
     driver = None
+    own, in_node = [], []
     try:
         if not node.wait_for_log("ready:", 300):
             raise RuntimeError(f"tracker_node did not start:\n{node.log()[-3000:]}")
         driver = TrackerDriver(image_topic=topic, collect_images=False)
         if not driver.wait_for_connection(60):
             raise RuntimeError("no connection to tracker_node")
-        first = driver.image_msg(frames[0], 1_000_000_000)
-        response = driver.init_service(first, xywh_to_box(box), timeout=120)
+        response = driver.init_service(driver.image_msg(frames[0], 1_000_000_000), xywh_to_box(box), timeout=120)
         if not response.success:
             raise RuntimeError(f"init refused: {response.message}")
-        in_node = []
+        # Interleaved, one frame each in turn: both sides see the same machine load (the other side is idle then).
         for i, f in enumerate(frames[1:], start=1):
+            alone.stdin.write(f"{i}\n")
+            alone.stdin.flush()
+            own.append(float(alone.stdout.readline()))
             result = driver.publish_and_wait(driver.image_msg(f, 1_000_000_000 + i * 33_333_333), timeout=60)
             in_node.append(_ms(result.processing_time))
     finally:
+        alone.stdin.close()
+        alone.wait(60)
         if driver is not None:
             driver.close()
         node.stop()
         node.cleanup()
     a, b = statistics.median(own), statistics.median(in_node)
     print(f"\n{args.size}, {len(own)} frames, {args.threads} torch thread(s), model {args.model}, mask on:")
-    print(f"  tracker alone (Tracker.track in this process), median ms: {a:8.1f}")
+    print(f"  tracker alone (Tracker.track, process without ROS), median ms: {a:8.1f}")
     print(f"  tracker_node processing_time (TrackResult), median ms:   {b:8.1f}")
     print(f"  node overhead per frame, ms:                            {b - a:+8.1f}")
     return 0
