@@ -15,7 +15,8 @@ from siamattn_ros.tracker.config import PRESETS, TrackerConfig, load_preset
 from siamattn_ros.tracker.crop import crop_cv, crop_torch, window_at
 from siamattn_ros.tracker.result import TrackState
 from siamattn_ros.tracker.state import ConfidenceStateMachine, lost_scan_offset, scan_offsets
-from siamattn_ros.tracker.tracker import check_box, check_image, clip_box
+from siamattn_ros.interface.convert import check_box
+from siamattn_ros.tracker.tracker import check_image, clip_box
 
 
 def _ramp_image(h: int = 40, w: int = 50) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point32
 
-from siamattn_ros.interface.convert import box_msg_to_xywh, set_stamp, stamp_to_ns, xywh_to_center_size
+from siamattn_ros.interface.convert import box_msg_to_xywh, check_box, set_stamp, stamp_to_ns, xywh_to_center_size
 from siamattn_ros.msg import BoundingBox2D, InitBox, TrackResult as TrackResultMsg
 
 try:  # Optional: present on a ROS 2 install with vision_msgs.
@@ -46,18 +46,12 @@ def init_box_msg(header: Any, box: BoundingBox2D) -> InitBox:
 
 def check_init_box(box: BoundingBox2D, width: int, height: int) -> Optional[str]:
     """None when `box` can start a track in a width x height image, else the reason (naming the values)."""
-    values = (box.center_x, box.center_y, box.width, box.height, box.angle)
-    if not all(math.isfinite(float(v)) for v in values):
-        return f"init box has a non-finite value: center=({box.center_x}, {box.center_y}) " \
-               f"size=({box.width}, {box.height}) angle={box.angle}"
-    if box.angle != 0.0:
+    if not math.isfinite(float(box.angle)) or box.angle != 0.0:
         return f"init box angle must be 0 (axis-aligned), got {box.angle}"
-    if box.width < 1.0 or box.height < 1.0:
-        return f"init box width and height must be >= 1 px, got {box.width} x {box.height}"
-    x, y, w, h = box_msg_to_xywh(box)
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        return (f"init box (center {box.center_x}, {box.center_y}, size {box.width} x {box.height}) "
-                f"does not overlap the {width}x{height} image")
+    try:
+        check_box(box_msg_to_xywh(box), width, height)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

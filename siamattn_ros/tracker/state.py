@@ -19,21 +19,21 @@ from siamattn_ros.tracker.result import TrackState
 @dataclass
 class ConfidenceStateMachine:
     state: TrackState = TrackState.TRACKING
-    # Consecutive frames with score < lost_threshold.
-    low_run: int = 0
+    # Consecutive frames with score < lost_threshold; LOST when it reaches TrackerConfig.lost_frames.
+    frames_below_lost: int = 0
 
     def reset(self) -> None:
         self.state = TrackState.TRACKING
-        self.low_run = 0
+        self.frames_below_lost = 0
 
     def update(self, score: float, cfg: TrackerConfig) -> TrackState:
         """Feed one frame's confidence; returns the new state."""
-        self.low_run = self.low_run + 1 if score < cfg.lost_threshold else 0
+        self.frames_below_lost = self.frames_below_lost + 1 if score < cfg.lost_threshold else 0
         recovered = score >= cfg.recover_threshold
         if self.state == TrackState.LOST:
             if recovered:
                 self.state = TrackState.TRACKING
-        elif self.low_run >= cfg.lost_frames:
+        elif self.frames_below_lost >= cfg.lost_frames:
             self.state = TrackState.LOST
         elif self.state == TrackState.TRACKING:
             if score < cfg.confidence_threshold:
@@ -54,10 +54,10 @@ def scan_offsets(rings: int) -> list:
     return out
 
 
-def lost_scan_offset(lost_frame: int, rings: int) -> tuple:
+def lost_scan_offset(lost_scan_step: int, rings: int) -> tuple:
     """Search-window offset (in window steps) for the n-th frame spent LOST (n = 0, 1, ...): the last confident
     position on every even frame, the next ring position on odd frames, widening ring by ring, then repeating."""
     offsets = scan_offsets(rings)
-    if lost_frame % 2 == 0 or not offsets:
+    if lost_scan_step % 2 == 0 or not offsets:
         return (0, 0)
-    return offsets[(lost_frame // 2) % len(offsets)]
+    return offsets[(lost_scan_step // 2) % len(offsets)]

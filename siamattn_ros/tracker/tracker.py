@@ -15,6 +15,7 @@ import math
 import time
 import warnings
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from siamattn_ros.interface.convert import check_box
 from siamattn_ros.model.anchors import flat_anchors
 from siamattn_ros.tracker import decode as D
 from siamattn_ros.tracker import mask as M
@@ -29,9 +31,6 @@ from siamattn_ros.tracker.config import RUNTIME_FIELDS, TrackerConfig
 from siamattn_ros.tracker.crop import crop_cv, crop_torch, to_tensor
 from siamattn_ros.tracker.result import TrackResult, TrackState
 from siamattn_ros.tracker.state import ConfidenceStateMachine, lost_scan_offset
-
-MIN_BOX_SIDE = 1.0  # px: smaller init boxes are degenerate
-
 
 def check_image(image: Any) -> np.ndarray:
     """Validate a BGR uint8 H×W×3 frame; raise ValueError naming the problem."""
@@ -51,24 +50,6 @@ def check_image(image: Any) -> np.ndarray:
     if image.strides[2] != 1 or image.strides[1] != 3 or image.strides[0] < 0:
         image = np.ascontiguousarray(image)  # flipped/strided views: OpenCV and torch need packed rows
     return image
-
-
-def check_box(box_xywh: Any, width: int, height: int) -> Tuple[float, float, float, float]:
-    """Validate an init box (x, y, w, h) against a width×height image; raise ValueError naming the value."""
-    try:
-        vals = [float(v) for v in np.asarray(box_xywh, dtype=np.float64).reshape(-1)]
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"init box must be 4 numbers x, y, w, h; got {box_xywh!r}") from e
-    if len(vals) != 4:
-        raise ValueError(f"init box must be 4 numbers x, y, w, h; got {len(vals)} values: {box_xywh!r}")
-    x, y, w, h = vals
-    if not all(math.isfinite(v) for v in vals):
-        raise ValueError(f"init box has a non-finite value: {vals!r}")
-    if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
-        raise ValueError(f"init box is degenerate: width {w} and height {h} must both be >= {MIN_BOX_SIDE} px")
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise ValueError(f"init box {vals!r} lies entirely outside the {width}x{height} image")
-    return x, y, w, h
 
 
 def clip_box(cx: float, cy: float, w: float, h: float, width: int, height: int) -> np.ndarray:
@@ -91,6 +72,50 @@ def amp_dtype_of(precision: Union[None, str, torch.dtype]) -> Optional[torch.dty
         return names[precision]
     raise ValueError(f"precision must be one of fp32, fp16, bf16 (or torch.float16 / torch.bfloat16), "
                      f"got {precision!r}")
+
+
+@dataclass(frozen=True)
+class SearchWindow:
+    """Where a frame is searched (spec §10.3 step 1): the crop's centre and side in source pixels, the exemplar
+    scale (crop pixels per source pixel), and whether the LOST scan chose it (weaker cosine window)."""
+
+    center: Tuple[float, float]
+    side: int
+    scale_z: float
+    lost: bool
+
+    @property
+    def origin(self) -> Tuple[float, float]:
+        """Top-left corner of the search crop in source pixels."""
+        return self.center[0] - self.side / 2.0, self.center[1] - self.side / 2.0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A frame's search step as copied from the device: the chosen anchor's RPN foreground score and scale/ratio
+    penalty, its refined box (centre x, y, w, h) in crop pixels, and the published confidence (the box-quality
+    head's IoU estimate where the model has the head: it drops when the box is off the target, where the RPN score
+    often stays high; else the RPN score). finite is False when the network produced NaN/inf (fp16 overflow,
+    broken weights): then every value is 0, a frame with no evidence, so NaN never reaches the target state."""
+
+    score: float
+    penalty: float
+    box: Tuple[float, float, float, float]
+    confidence: float
+    finite: bool = True
+
+    @classmethod
+    def from_device(cls, out: torch.Tensor, quality_is_confidence: bool) -> "SearchResult":
+        vals = out.cpu().tolist()  # the one sync per frame
+        if not all(math.isfinite(v) for v in vals):
+            return cls(score=0.0, penalty=0.0, box=(0.0, 0.0, 0.0, 0.0), confidence=0.0, finite=False)
+        score, penalty, cx, cy, w, h, quality = vals
+        return cls(score=score, penalty=penalty, box=(cx, cy, w, h),
+                   confidence=quality if quality_is_confidence else score)
+
+
+class _CudaGraphed:
+    """A function of fixed-shape tensors replayed from a CUDA graph (inputs copied into static buffers)."""
 
 
 class _CudaGraphed:
@@ -215,7 +240,7 @@ class Tracker:
         self._pad_color = np.zeros(3, np.uint8)
         self._frame_size: Tuple[int, int] = (0, 0)
         self._frames = 0
-        self._lost_frames = 0
+        self._lost_scan_step = 0  # frames spent LOST so far: the position in the LOST scan
         self._sm.reset()
         self._graphs = {}
 
@@ -252,77 +277,36 @@ class Tracker:
 
     @torch.inference_mode()
     def track(self, image: np.ndarray, want_mask: bool = True) -> TrackResult:
-        """Locate the target in the next frame. Box, confidence and state do not depend on want_mask."""
+        """Locate the target in the next frame. Box, confidence and state do not depend on want_mask.
+
+        Steps (spec §10.3): fit the state to the frame size, choose the search window (the LOST scan in long-term
+        mode), crop, search on the device (network, decode, best anchor, box refinement), confidence state, state
+        update, reported box; then mask and polygon when asked.
+        """
         if not self.initialized:
             raise RuntimeError("Tracker.track() called before init(): call init(image, box_xywh) first")
         image = check_image(image)
-        cfg = self.config
+        cfg = self.config  # one config for the whole frame, even if set_params() swaps it meanwhile
         height, width = image.shape[:2]
         timings: Dict[str, float] = {}
         t0 = time.perf_counter()
 
-        # Only when the frame size changed (a smaller frame than the last one): keep the state inside this image
-        # (step 10's clip). Otherwise the state is used as is, like the paper, including the unclipped init state of
-        # a box that is partly outside the image or larger than it.
-        if (width, height) != self._frame_size:
-            self._center = (min(max(self._center[0], 0.0), width - 1.0),
-                            min(max(self._center[1], 0.0), height - 1.0))
-            self._size = (min(self._size[0], max(width - 1.0, 1.0)), min(self._size[1], max(height - 1.0, 1.0)))
-            self._frame_size = (width, height)
+        self._fit_state_to_frame(width, height)
         prev_state = self._sm.state
-        lost = prev_state == TrackState.LOST and cfg.long_term
-        # Search geometry (spec §10.3 step 1): s_z from the current size, not rounded; s_x rounded.
-        s_z = self._context_side(1.0)
-        scale_z = self.exemplar_size / s_z
-        s_x = round(s_z * self.instance_size / self.exemplar_size)
-        center = self._center
-        if lost:
-            i, j = lost_scan_offset(self._lost_frames, cfg.lost_search_rings)
-            step = cfg.lost_search_step * 2 * (self.score_size // 2) * self.anchor_stride / scale_z
-            cand = (center[0] + i * step, center[1] + j * step)
-            if 0 <= cand[0] < width and 0 <= cand[1] < height:  # windows centred off-image see only padding
-                center = cand
-        x = self._crop(image, center, s_x, self.instance_size)
-        crop_x0, crop_y0 = center[0] - s_x / 2.0, center[1] - s_x / 2.0
+        window = self._search_window(prev_state, cfg, width, height)
+        x = self._crop(image, window.center, window.side, self.instance_size)
         t1 = self._tick(timings, "crop", t0)
-
-        w, h = self._size
-        wi = cfg.lost_window_influence if lost else cfg.window_influence
-        params = torch.tensor([w * scale_z, h * scale_z, cfg.penalty_k, wi], dtype=torch.float32)
-        params = params.to(self.device, non_blocking=True)
-        if "search" in self._graphs:
-            out = self._graphs["search"](x, params)
-        else:
-            out = self._search_step(x, params, timings)
-        vals = out.cpu().tolist()  # the one sync per frame
-        # Non-finite network output (fp16 overflow, broken weights): a frame with no evidence; never let NaN/inf
-        # into the target state.
-        finite = all(math.isfinite(v) for v in vals)
-        if not finite:
-            vals = [0.0] * len(vals)
-        score, pen, cx_r, cy_r, w_r, h_r, cx_f, cy_f, w_f, h_f, quality = vals
-        # The published confidence: the box-quality head's IoU estimate for the refined box where the model has one
-        # (it drops when the box is off the target, where the RPN score often stays high), else the RPN score.
-        confidence = quality if self.has_quality_head else score
-        self.last_score = score
+        found = self._search(x, window, cfg, timings)
         t2 = time.perf_counter()
         if "network" not in timings:  # graph replay or no profiling: network and device decode are one stage
             timings["network"] = (t2 - t1) * 1e3
             timings["decode"] = 0.0
 
-        # Confidence state, then the state update (steps 8-10) unless long-term mode holds the state.
-        state = self._sm.update(confidence, cfg)
-        hold = not finite or (cfg.long_term and (confidence < cfg.lost_threshold or state == TrackState.LOST))
-        if not hold:
-            new_cx = cx_f / scale_z + crop_x0
-            new_cy = cy_f / scale_z + crop_y0
-            lr = pen * score * cfg.lr
-            new_w = w * (1 - lr) + w_f / scale_z * lr
-            new_h = h * (1 - lr) + h_f / scale_z * lr
-            self._center = (min(max(new_cx, 0.0), width - 1.0), min(max(new_cy, 0.0), height - 1.0))
-            self._size = (min(max(new_w, 10.0), width - 1.0), min(max(new_h, 10.0), height - 1.0))
-        self._lost_frames = self._lost_frames + 1 if (state == TrackState.LOST and prev_state == TrackState.LOST) \
-            else 0
+        self.last_score = found.score
+        state = self._sm.update(found.confidence, cfg)
+        self._update_state(found, window, state, cfg, width, height)
+        self._lost_scan_step = self._lost_scan_step + 1 \
+            if (state == TrackState.LOST and prev_state == TrackState.LOST) else 0
         self._frames += 1
         (cx, cy), (w, h) = self._center, self._size
         box = clip_box(cx, cy, w, h, width, height)
@@ -332,20 +316,85 @@ class Tracker:
         mask = None
         polygon = M.box_polygon(box)
         if want_mask:
-            # Long-term (robot) mode: while LOST the state is held and there is nothing to segment. The paper's
-            # inference (long_term false) computes mask and polygon on every frame, LOST or not.
-            if (state == TrackState.LOST and cfg.long_term) or not finite:
-                mask = np.zeros((height, width), np.uint8)
-            else:
-                mask, polygon = self._mask(self._center, self._size, (crop_x0, crop_y0), scale_z, s_x, box,
-                                           width, height, timings)
+            mask, polygon = self._mask_and_polygon(found, window, state, cfg, box, width, height, timings)
             self._tick(timings, "mask", t3)
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self.last_timings = timings
-        return TrackResult(box_xywh=box, polygon=polygon, mask=mask, confidence=float(confidence), state=state,
+        return TrackResult(box_xywh=box, polygon=polygon, mask=mask, confidence=float(found.confidence),
+                           state=state,
                            init_id=self._init_id, frames_since_init=self._frames)
 
     # --- steps -----------------------------------------------------------------------------------------------------
+    def _fit_state_to_frame(self, width: int, height: int) -> None:
+        """Only when the frame size changed (a smaller frame than the last one): keep the state inside this image
+        (step 10's clip). Otherwise the state is used as is, like the paper, including the unclipped init state of
+        a box that is partly outside the image or larger than it."""
+        if (width, height) == self._frame_size:
+            return
+        self._center = (min(max(self._center[0], 0.0), width - 1.0), min(max(self._center[1], 0.0), height - 1.0))
+        self._size = (min(self._size[0], max(width - 1.0, 1.0)), min(self._size[1], max(height - 1.0, 1.0)))
+        self._frame_size = (width, height)
+
+    def _search_window(self, prev_state: TrackState, cfg: TrackerConfig, width: int, height: int) -> SearchWindow:
+        """Step 1: s_z from the current size (not rounded), s_x rounded, centred on the state; while LOST in
+        long-term mode, the next position of the LOST scan around it (windows centred off-image are skipped: they
+        would see only padding)."""
+        lost = prev_state == TrackState.LOST and cfg.long_term
+        s_z = self._context_side(1.0)
+        scale_z = self.exemplar_size / s_z
+        s_x = round(s_z * self.instance_size / self.exemplar_size)
+        center = self._center
+        if lost:
+            i, j = lost_scan_offset(self._lost_scan_step, cfg.lost_search_rings)
+            step = cfg.lost_search_step * 2 * (self.score_size // 2) * self.anchor_stride / scale_z
+            cand = (center[0] + i * step, center[1] + j * step)
+            if 0 <= cand[0] < width and 0 <= cand[1] < height:
+                center = cand
+        return SearchWindow(center=center, side=s_x, scale_z=scale_z, lost=lost)
+
+    def _search(self, x: torch.Tensor, window: SearchWindow, cfg: TrackerConfig,
+                timings: Dict[str, float]) -> SearchResult:
+        """Steps 2-7 on the device (CUDA graph when captured), then the frame's one copy to the host."""
+        w, h = self._size
+        wi = cfg.lost_window_influence if window.lost else cfg.window_influence
+        params = torch.tensor([w * window.scale_z, h * window.scale_z, cfg.penalty_k, wi], dtype=torch.float32)
+        params = params.to(self.device, non_blocking=True)
+        if "search" in self._graphs:
+            out = self._graphs["search"](x, params)
+        else:
+            out = self._search_step(x, params, timings)
+        return SearchResult.from_device(out, self.has_quality_head)
+
+    def _update_state(self, found: SearchResult, window: SearchWindow, state: TrackState, cfg: TrackerConfig,
+                      width: int, height: int) -> None:
+        """Steps 8-10: move the state towards the refined box (size with learning rate penalty·score·lr), clipped
+        to the image. Held (unchanged) on a non-finite frame, and in long-term mode while the confidence is below
+        lost_threshold or the state is LOST."""
+        if not found.finite or (cfg.long_term and (found.confidence < cfg.lost_threshold
+                                                   or state == TrackState.LOST)):
+            return
+        cx_f, cy_f, w_f, h_f = found.box
+        x0, y0 = window.origin
+        w, h = self._size
+        new_cx = cx_f / window.scale_z + x0
+        new_cy = cy_f / window.scale_z + y0
+        lr = found.penalty * found.score * cfg.lr
+        new_w = w * (1 - lr) + w_f / window.scale_z * lr
+        new_h = h * (1 - lr) + h_f / window.scale_z * lr
+        self._center = (min(max(new_cx, 0.0), width - 1.0), min(max(new_cy, 0.0), height - 1.0))
+        self._size = (min(max(new_w, 10.0), width - 1.0), min(max(new_h, 10.0), height - 1.0))
+
+    def _mask_and_polygon(self, found: SearchResult, window: SearchWindow, state: TrackState, cfg: TrackerConfig,
+                          box: np.ndarray, width: int, height: int,
+                          timings: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray]:
+        """Steps 12-15, or an empty mask and the box's polygon where there is nothing to segment: long-term (robot)
+        mode holds the state while LOST; the paper's inference (long_term false) segments every frame, LOST or
+        not. A non-finite frame never segments."""
+        if (state == TrackState.LOST and cfg.long_term) or not found.finite:
+            return np.zeros((height, width), np.uint8), M.box_polygon(box)
+        return self._mask(self._center, self._size, window.origin, window.scale_z, window.side, box, width, height,
+                          timings)
+
     def _context_side(self, factor: float) -> float:
         """sqrt(w_z·h_z) with w_z = w + ctx·(w+h), h_z = h + ctx·(w+h) (spec §10.2 step 2)."""
         w, h = self._size
@@ -378,11 +427,11 @@ class Tracker:
 
     def _search_step(self, x: torch.Tensor, params: torch.Tensor,
                      timings: Optional[Dict[str, float]] = None) -> torch.Tensor:
-        """Network + decode + best anchor + box refinement, all on the device. params = (target w, h in crop
-        pixels, penalty_k, window_influence). Returns (11,) float32: score, penalty, clipped RPN box (cx, cy, w, h)
-        and refined box (cx, cy, w, h), both in crop pixels, and the box quality (the quality head's IoU estimate for
-        the refined box, or with config.quality_select the best of three candidates, which then replaces the refined
-        box; the score again for a model without the head)."""
+        """Network + decode + best anchor + box refinement (+ box quality), all on the device. params = (target
+        w, h in crop pixels, penalty_k, window_influence). Returns (7,) float32, the layout SearchResult.from_device
+        reads: score, penalty, refined box (cx, cy, w, h) in crop pixels, and the box quality (the quality head's IoU
+        estimate for the refined box, or with config.quality_select the best of three candidates, which then
+        replaces the refined box; the score again for a model without the head)."""
         profiling = timings is not None and self.profile
         t = time.perf_counter()
         with self._autocast():
