@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ament_env import Launched, child_env, make_prefix, require, ros2_command
+from ament_env import child_env, launched, make_prefix, require, ros2_command
+
+from siamattn_ros.testing.node_process import ChildProcess
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
@@ -129,10 +131,10 @@ def ros_cli(tmp_path_factory):
 
 
 def _run(argv, env, tmp_path, name):
-    return Launched(argv, env, tmp_path / f"{name}.log")
+    return launched(argv, env, tmp_path / f"{name}.log")
 
 
-def _stop_cleanly(proc: Launched) -> str:
+def _stop_cleanly(proc: ChildProcess) -> str:
     """SIGINT to the process group (Ctrl-C); the command must exit 0 without a traceback and leave nothing running."""
     try:
         code = proc.stop()
@@ -178,7 +180,7 @@ def test_ros2_launch_tracks_frames_on_image_topic_and_ends_cleanly_on_sigint(ros
     proc = _run(ros2 + ["launch", "siamattn_ros", "tracker.launch.py", f"model:={ckpt}", "device:=cpu",
                         f"image_topic:={topic}"], env, tmp_path, "launch")
     try:
-        assert proc.wait_for("ready:", 180), proc.log()
+        assert proc.wait_for_log("ready:", 180), proc.log()
         assert f"input={topic} " in proc.log() and "output=/track/result" in proc.log(), proc.log()
         _track_on(topic)
     finally:
@@ -200,7 +202,7 @@ def test_ros2_launch_namespace_moves_every_topic_and_rviz_without_rviz2_only_war
         args.append("rviz:=true")
     proc = _run(ros2 + ["launch", "siamattn_ros", "tracker.launch.py"] + args, env, tmp_path, "launch_ns")
     try:
-        assert proc.wait_for("ready:", 180), proc.log()
+        assert proc.wait_for_log("ready:", 180), proc.log()
         text = proc.log()
         assert f"input=/{ns}/image " in text and f"output=/{ns}/track/result" in text, text
         if rviz:
@@ -215,7 +217,7 @@ def test_ros2_run_starts_the_node_and_ends_cleanly_on_sigint(ros_cli, tmp_path):
     proc = _run(ros2 + ["run", "siamattn_ros", "tracker_node", "--ros-args", "-p", f"model:={ckpt}",
                         "-p", "device:=cpu", "-r", "__ns:=/run_test"], env, tmp_path, "run")
     try:
-        assert proc.wait_for("ready:", 180), proc.log()
+        assert proc.wait_for_log("ready:", 180), proc.log()
         assert "input=/run_test/image " in proc.log(), proc.log()
     finally:
         _stop_cleanly(proc)
