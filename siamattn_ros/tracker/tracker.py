@@ -93,15 +93,16 @@ class SearchWindow:
 @dataclass(frozen=True)
 class SearchResult:
     """A frame's search step as copied from the device: the chosen anchor's RPN foreground score and scale/ratio
-    penalty, its refined box (centre x, y, w, h) in crop pixels, and the published confidence (the box-quality
-    head's IoU estimate where the model has the head: it drops when the box is off the target, where the RPN score
-    often stays high; else the RPN score). finite is False when the network produced NaN/inf (fp16 overflow,
+    penalty, its refined box (centre x, y, w, h) in crop pixels (and the RPN box it was refined from), and the
+    published confidence (the box-quality head's IoU estimate where the model has the head: it drops when the box is
+    off the target, where the RPN score often stays high; else the RPN score). finite is False when the network produced NaN/inf (fp16 overflow,
     broken weights): then every value is 0, a frame with no evidence, so NaN never reaches the target state."""
 
     score: float
     penalty: float
     box: Tuple[float, float, float, float]
     confidence: float
+    rpn_box: Tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # before refinement (diagnostics, tests)
     finite: bool = True
 
     @classmethod
@@ -109,9 +110,9 @@ class SearchResult:
         vals = out.cpu().tolist()  # the one sync per frame
         if not all(math.isfinite(v) for v in vals):
             return cls(score=0.0, penalty=0.0, box=(0.0, 0.0, 0.0, 0.0), confidence=0.0, finite=False)
-        score, penalty, cx, cy, w, h, quality = vals
+        score, penalty, rx, ry, rw, rh, cx, cy, w, h, quality = vals
         return cls(score=score, penalty=penalty, box=(cx, cy, w, h),
-                   confidence=quality if quality_is_confidence else score)
+                   confidence=quality if quality_is_confidence else score, rpn_box=(rx, ry, rw, rh))
 
 
 class _CudaGraphed:
@@ -428,10 +429,10 @@ class Tracker:
     def _search_step(self, x: torch.Tensor, params: torch.Tensor,
                      timings: Optional[Dict[str, float]] = None) -> torch.Tensor:
         """Network + decode + best anchor + box refinement (+ box quality), all on the device. params = (target
-        w, h in crop pixels, penalty_k, window_influence). Returns (7,) float32, the layout SearchResult.from_device
-        reads: score, penalty, refined box (cx, cy, w, h) in crop pixels, and the box quality (the quality head's IoU
-        estimate for the refined box, or with config.quality_select the best of three candidates, which then
-        replaces the refined box; the score again for a model without the head)."""
+        w, h in crop pixels, penalty_k, window_influence). Returns (11,) float32, the layout SearchResult.from_device
+        reads: score, penalty, clipped RPN box and refined box (cx, cy, w, h) in crop pixels, and the box quality
+        (the quality head's IoU estimate for the refined box, or with config.quality_select the best of three
+        candidates, which then replaces the refined box; the score again for a model without the head)."""
         profiling = timings is not None and self.profile
         t = time.perf_counter()
         with self._autocast():
