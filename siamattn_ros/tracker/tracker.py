@@ -95,8 +95,9 @@ class SearchResult:
     """A frame's search step as copied from the device: the chosen anchor's RPN foreground score and scale/ratio
     penalty, its refined box (centre x, y, w, h) in crop pixels (and the RPN box it was refined from), and the
     published confidence (the box-quality head's IoU estimate where the model has the head: it drops when the box is
-    off the target, where the RPN score often stays high; else the RPN score). finite is False when the network produced NaN/inf (fp16 overflow,
-    broken weights): then every value is 0, a frame with no evidence, so NaN never reaches the target state."""
+    off the target, where the RPN score often stays high; else the RPN score). finite is False when the network
+    produced NaN/inf (fp16 overflow, broken weights): then every value is 0, a frame with no evidence, so NaN never
+    reaches the target state."""
 
     score: float
     penalty: float
