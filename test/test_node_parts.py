@@ -152,7 +152,8 @@ def test_tracker_settings_are_validated_by_the_tracker_config(changes, fragment)
 def test_thresholds_are_checked_as_the_resulting_combination_and_the_reason_says_what_to_set():
     from siamattn_ros.tracker.config import load_preset
 
-    preset = load_preset("embedded")  # confidence_threshold 0.95, lost_threshold 0.9
+    # A preset with thresholds far apart (the rule, not the shipped values, is under test).
+    preset = load_preset("embedded").replace(confidence_threshold=0.95, lost_threshold=0.9)
     in_force = preset
     # Lowering confidence below the lost threshold in force: refused, and the reason names what to lower first.
     with pytest.raises(ValueError) as err:

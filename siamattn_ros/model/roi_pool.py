@@ -65,8 +65,10 @@ def deform_roi_pool(features: torch.Tensor, rois: torch.Tensor, offsets: Optiona
         sy = sy + (off[:, 1] * rh.view(n, 1, 1)).view(n, p, 1, p, 1)
     sx, sy = torch.broadcast_tensors(sx, sy)
     valid = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)  # decided in float32 geometry
-    gx = sx.clamp(0.0, w - 1.0) * (2.0 / (w - 1) if w > 1 else 0.0) - 1.0
-    gy = sy.clamp(0.0, h - 1.0) * (2.0 / (h - 1) if h > 1 else 0.0) - 1.0
+    # Pixel centres in grid_sample's align_corners=False convention (x -> (2x + 1) / size - 1): the same samples as
+    # align_corners=True, and an op every backend has a kernel for (fake/meta CUDA tensors lack the True variant).
+    gx = (2.0 * sx.clamp(0.0, w - 1.0) + 1.0) / w - 1.0
+    gy = (2.0 * sy.clamp(0.0, h - 1.0) + 1.0) / h - 1.0
     # Dropped samples are sent far outside the map, where zero padding makes them 0: then every bin is a plain
     # S×S block sum (no per-sample mask multiply over all C channels). Kept samples lie in [0, size-1] after the
     # clamp, where zero and border padding interpolate alike.
@@ -76,7 +78,7 @@ def deform_roi_pool(features: torch.Tensor, rois: torch.Tensor, offsets: Optiona
         src = features.expand(n, c, h, w)
     else:
         src = features.index_select(0, bidx)
-    vals = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (n, C, P*S, P*S)
+    vals = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # (n, C, P*S, P*S)
     total = F.avg_pool2d(vals, s) * float(s * s)
     count = valid.to(dt).view(n, 1, p, s, p, s).sum(dim=(3, 5)).clamp(min=1.0)  # a bin with no valid sample: 0
     return total / count
