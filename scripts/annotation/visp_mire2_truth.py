@@ -7,7 +7,7 @@ frame by Lucas-Kanade flow of corner features inside the square (RANSAC), then r
 the five dot centroids found near their predicted positions (kept only if it moves no corner by more than 15 px).
 The box is the axis-aligned bounding box of the four mapped corners, clipped to the image.
 
-    python tools/annotation/visp_mire2_truth.py data/annotations/visp_mire2
+    python scripts/annotation/visp_mire2_truth.py data/annotations/visp_mire2
 """
 import sys
 from pathlib import Path

@@ -6,7 +6,7 @@ channel, 3x3 opening, 7x7 closing, connected components of >= 40 px. The target'
 whose centre is nearest (< 15 px) to the previous frame's box centre, starting from a seed box; frames from
 --absent-from on are written as absent (NaN row, absence.label 1).
 
-    python tools/annotation/vtest_foreground.py data/annotations/vtest_small --first 80 --last 199 \
+    python scripts/annotation/vtest_foreground.py data/annotations/vtest_small --first 80 --last 199 \
         --seed 272,53,15,32 --absent-from 174
 """
 from __future__ import annotations

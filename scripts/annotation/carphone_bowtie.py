@@ -4,7 +4,7 @@ The red bow tie is the only strongly saturated red in the clip. Per frame: 3x3 G
 (H < 10 or H > 165 on OpenCV's 0-180 scale), S > 110, V > 22; 2x2 opening, 5x5 closing; the largest component, merged
 with components of >= 6 px within 4 px of it (the knot splits the tie into parts in some frames).
 
-    python tools/annotation/carphone_bowtie.py data/annotations/carphone_bowtie
+    python scripts/annotation/carphone_bowtie.py data/annotations/carphone_bowtie
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ pyramidal Lucas-Kanade, and the pose of each frame is solved with RANSAC PnP fro
 features are added every 10 frames). The box is the bounding box of the 8 projected corners (the silhouette of a
 convex solid), clipped to the image; corners.txt keeps the projected corners.
 
-    python tools/annotation/visp_mbt_cube_truth.py data/annotations/visp_mbt_cube
+    python scripts/annotation/visp_mbt_cube_truth.py data/annotations/visp_mbt_cube
 """
 import glob
 import sys

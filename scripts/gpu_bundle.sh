@@ -9,7 +9,7 @@
 # ROS 2 (rclpy and our generated messages) is NOT bundled: cp312 rclpy wheels exist, but our messages would have to be
 # built there with rosidl; gpu_check then replays the recording in-process (the node's decode + tracker, no DDS).
 #
-#   bash tools/gpu_bundle.sh            # -> .gpu_bundle/whl/*.whl, prints the sizes
+#   bash scripts/gpu_bundle.sh            # -> .gpu_bundle/whl/*.whl, prints the sizes
 # Then, with the device tool (see docs/PERFORMANCE.md), carry [".gpu_bundle"].
 set -euo pipefail
 cd "$(dirname "$0")/.."
