@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from siamattn_ros.data.pairs import crop_window
+from siamattn_ros.interface.metrics import as_boxes
 
 # A box "touches" the frame edge when it comes within this many pixels of it (same rule as evaluate --describe).
 BORDER_TOL_PX = 1.0
@@ -18,15 +19,6 @@ BORDER_TOL_PX = 1.0
 SMALL_SIDE_PX = 20.0
 # Aspect beyond 1:3 counts as elongated.
 ELONGATED = 3.0
-
-
-def _boxes(b: np.ndarray) -> np.ndarray:
-    a = np.asarray(b, dtype=np.float64)
-    if a.ndim == 1:
-        a = a[None]
-    if a.ndim != 2 or a.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N, 4) as x, y, w, h; got {np.shape(b)}")
-    return a
 
 
 def _frames(frame_wh: np.ndarray | Sequence[float], n: int) -> np.ndarray:
@@ -40,26 +32,26 @@ def _frames(frame_wh: np.ndarray | Sequence[float], n: int) -> np.ndarray:
 
 def side_px(boxes: np.ndarray) -> np.ndarray:
     """sqrt(w h): the side of a square of the box's area (pixels)."""
-    b = _boxes(boxes)
+    b = as_boxes(boxes)
     return np.sqrt(b[:, 2] * b[:, 3])
 
 
 def relative_size(boxes: np.ndarray, frame_wh: np.ndarray | Sequence[float]) -> np.ndarray:
     """sqrt(box area / frame area): the target's linear size relative to the frame."""
-    b = _boxes(boxes)
+    b = as_boxes(boxes)
     f = _frames(frame_wh, len(b))
     return np.sqrt(b[:, 2] * b[:, 3] / (f[:, 0] * f[:, 1]))
 
 
 def width_fraction(boxes: np.ndarray, frame_wh: np.ndarray | Sequence[float]) -> np.ndarray:
     """Box width / frame width."""
-    b = _boxes(boxes)
+    b = as_boxes(boxes)
     return b[:, 2] / _frames(frame_wh, len(b))[:, 0]
 
 
 def aspect(boxes: np.ndarray) -> np.ndarray:
     """Elongation max(w / h, h / w) >= 1 (1 = square, 3 = 1:3 either way)."""
-    b = _boxes(boxes)
+    b = as_boxes(boxes)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.maximum(b[:, 2] / b[:, 3], b[:, 3] / b[:, 2])
 
@@ -67,7 +59,7 @@ def aspect(boxes: np.ndarray) -> np.ndarray:
 def touches_border(boxes: np.ndarray, frame_wh: np.ndarray | Sequence[float],
                    tol: float = BORDER_TOL_PX) -> np.ndarray:
     """True where the box comes within `tol` pixels of (or crosses) an edge of the frame; False for NaN rows."""
-    b = _boxes(boxes)
+    b = as_boxes(boxes)
     f = _frames(frame_wh, len(b))
     with np.errstate(invalid="ignore"):
         t = ((b[:, 0] <= tol) | (b[:, 1] <= tol) | (b[:, 0] + b[:, 2] >= f[:, 0] - tol)
@@ -81,7 +73,7 @@ def motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     The previous box is the one the tracker knows when it cuts the search region, so this is how far (in target
     sizes) the target lies from the search region's centre.
     """
-    p, c = _boxes(prev), _boxes(cur)
+    p, c = as_boxes(prev), as_boxes(cur)
     if p.shape != c.shape:
         raise ValueError(f"prev and cur must have the same shape, got {p.shape} and {c.shape}")
     d = np.hypot(c[:, 0] + c[:, 2] / 2 - p[:, 0] - p[:, 2] / 2, c[:, 1] + c[:, 3] / 2 - p[:, 1] - p[:, 3] / 2)
@@ -90,7 +82,7 @@ def motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
 
 def scale_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """|log(area cur / area prev)| (log(2) = the area doubled or halved)."""
-    p, c = _boxes(prev), _boxes(cur)
+    p, c = as_boxes(prev), as_boxes(cur)
     if p.shape != c.shape:
         raise ValueError(f"prev and cur must have the same shape, got {p.shape} and {c.shape}")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -99,7 +91,7 @@ def scale_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
 
 def outside_fraction(windows: np.ndarray, frame_wh: np.ndarray | Sequence[float]) -> np.ndarray:
     """Fraction of each window's area (x, y, w, h) that lies outside the frame (the crop's constant padding)."""
-    w = _boxes(windows)
+    w = as_boxes(windows)
     f = _frames(frame_wh, len(w))
     ix = np.clip(np.minimum(w[:, 0] + w[:, 2], f[:, 0]) - np.maximum(w[:, 0], 0.0), 0.0, None)
     iy = np.clip(np.minimum(w[:, 1] + w[:, 3], f[:, 1]) - np.maximum(w[:, 1], 0.0), 0.0, None)
@@ -109,7 +101,7 @@ def outside_fraction(windows: np.ndarray, frame_wh: np.ndarray | Sequence[float]
 def search_windows(prev: np.ndarray, exemplar_size: int = 127, instance_size: int = 255,
                    context: float = 0.5) -> np.ndarray:
     """Square search regions (x, y, side, side) the tracker cuts around `prev` boxes (pairs.crop_window's rule)."""
-    p = _boxes(prev)
+    p = as_boxes(prev)
     side = np.array([crop_window(b, exemplar_size, instance_size, context) if not np.isnan(b).any() else np.nan
                      for b in p])
     cx, cy = p[:, 0] + p[:, 2] / 2, p[:, 1] + p[:, 3] / 2

@@ -26,7 +26,8 @@ PRECISION_THRESHOLDS = np.arange(0, 51, dtype=np.float64)
 NORM_PRECISION_THRESHOLDS = np.linspace(0.0, 0.5, 51)
 
 
-def _as_boxes(b: np.ndarray) -> np.ndarray:
+def as_boxes(b: np.ndarray) -> np.ndarray:
+    """(N, 4) float64 x, y, w, h rows from one box or an array of boxes; ValueError naming the shape otherwise."""
     b = np.asarray(b, dtype=np.float64)
     if b.ndim == 1:
         b = b[None]
@@ -36,7 +37,7 @@ def _as_boxes(b: np.ndarray) -> np.ndarray:
 
 
 def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p, g = _as_boxes(pred), _as_boxes(truth)
+    p, g = as_boxes(pred), as_boxes(truth)
     if p.shape != g.shape:
         raise ValueError(f"prediction {p.shape} and truth {g.shape} differ in shape")
     return p, g
