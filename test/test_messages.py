@@ -57,6 +57,7 @@ def make_track_result() -> TrackResult:
     msg.image_height = 720
     msg.processing_time = Duration(sec=0, nanosec=12_345_678)
     msg.latency = Duration(sec=1, nanosec=2_000_003)
+    msg.range = 2.375
     return msg
 
 

@@ -308,8 +308,9 @@ def test_runtime_parameters_accepted_and_rejected_with_reasons(node, driver):
     assert _get_parameters(driver, ["confidence_threshold", "lost_threshold"]) == {
         "confidence_threshold": preset.confidence_threshold, "lost_threshold": preset.lost_threshold}
     # Lowering confidence below the lost threshold in force is refused with what to set first ...
-    bad = driver.set_parameter("confidence_threshold", 0.7)
-    assert not bad.successful and "set lost_threshold to 0.7 or lower first" in bad.reason, bad.reason
+    below = round(preset.lost_threshold - 0.1, 2)
+    bad = driver.set_parameter("confidence_threshold", below)
+    assert not bad.successful and f"set lost_threshold to {below} or lower first" in bad.reason, bad.reason
     # ... and one set each, lost first, lowers both.
     assert driver.set_parameter("lost_threshold", 0.2).successful
     ok = driver.set_parameter("confidence_threshold", 0.7)
