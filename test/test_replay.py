@@ -101,12 +101,12 @@ def test_bag_with_our_message_types_round_trips(tmp_path):
         polygon=T["geometry_msgs/msg/Polygon"](points=[]), confidence=0.25, confidence_threshold=0.5,
         lost_threshold=0.2, init_id=2, frames_since_init=9, image_width=640, image_height=480,
         processing_time=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=1000),
-        latency=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=2000))
+        latency=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=2000), range=1.5)
     with BagWriter(tmp_path / "b") as w:
         w.write_obj("/track/result", "siamattn_ros/msg/TrackResult", 1, msg)
     back = deserialize(next(read_messages(tmp_path / "b")))
-    assert (back.state, back.init_id, back.frames_since_init, back.box.width, back.rotated_box.angle) == \
-           (3, 2, 9, 3.0, 0.5)
+    assert (back.state, back.init_id, back.frames_since_init, back.box.width, back.rotated_box.angle, back.range) == \
+           (3, 2, 9, 3.0, 0.5, 1.5)
     # The definition travels in the mcap file: a fresh reader needs no siamattn_ros types to list it.
     from rosbags.rosbag2 import Reader
 
