@@ -42,6 +42,22 @@ def test_quality_rois_targets_are_their_iou_and_cover_good_and_bad_boxes():
     assert (ious >= 0.5).float().mean() > 0.15 and (ious < 0.2).float().mean() > 0.25
 
 
+def test_quality_rois_with_the_image_extent_include_boxes_swollen_to_the_image():
+    g = torch.Generator().manual_seed(3)
+    gt = torch.tensor([[90.0, 120.0, 170.0, 175.0]])                   # a large target at the image's bottom edge
+    extent = torch.tensor([[-60.0, -40.0, 230.0, 180.0]])            # the image ends inside the crop (right, bottom)
+    proposals = torch.tensor([[[10.0, 10.0, 60.0, 60.0]] * 20])
+    cfg = TargetConfig(quality_per_img=12)
+    rois, target = sample_quality_rois(proposals, gt, torch.tensor([False]), cfg, g, 255, extent)
+    boxes = rois[:, 1:]
+    assert torch.equal(boxes[-1], extent[0])                          # the whole visible image is one of them
+    assert target[-1] == pytest.approx(_iou(extent[0].numpy(), gt[0].numpy()), abs=1e-5) and target[-1] < 0.3
+    cut = boxes[[7]]                                                  # grown slots 6-8; every second one is cut
+    assert (cut[:, :2] >= extent[0, :2] - 1e-4).all() and (cut[:, 2:] <= extent[0, 2:] + 1e-4).all()
+    for r, t in zip(rois.numpy(), target.numpy()):
+        assert t == pytest.approx(_iou(r[1:], gt[0].numpy()), abs=1e-5)
+
+
 def test_quality_targets_of_a_negative_pair_are_zero():
     g = torch.Generator().manual_seed(1)
     gt = torch.tensor([[100.0, 90.0, 160.0, 170.0]])
@@ -75,6 +91,45 @@ def test_embedded_model_has_the_head_and_it_depends_on_the_template():
             outs.append(m.box_quality(rois))
     assert outs[0].shape == (2,) and torch.isfinite(outs[0]).all()
     assert not torch.allclose(outs[0], outs[1])       # the same boxes, another template: another quality
+
+
+def test_quality_head_context_sees_outside_the_box():
+    from siamattn_ros.model.heads import BoxQualityHead
+
+    torch.manual_seed(0)
+    head = BoxQualityHead(8, 4, 3, 0.1, 16, context=2.0).eval()
+    feats = torch.zeros(1, 8, 25, 25)
+    feats[:, :, 10:15, 10:15] = 1.0                                    # an "object" covering cells 10-14
+    tvec = torch.zeros(1, 4)
+    roi = torch.tensor([[0.0, 100.0, 100.0, 150.0, 150.0]])           # exactly the object
+    base = head(feats, tvec, roi)
+    around = feats.clone()
+    around[:, :, 6:9, :] = 3.0                                         # change only what lies outside the box
+    assert not torch.allclose(head(around, tvec, roi), base)
+    plain = BoxQualityHead(8, 4, 3, 0.1, 16, context=0.0).eval()
+    assert torch.allclose(plain(around, tvec, roi), plain(feats, tvec, roi))
+    with pytest.raises(ValueError, match="iou_context"):
+        BoxQualityHead(8, 4, 3, 0.1, 16, context=0.5)
+
+
+def test_fine_tuning_load_restarts_a_new_head_of_an_older_design(tmp_path):
+    old_cfg = build_model("siamattn_mnv2", pretrained=False).cfg
+    old_cfg.iou_context = 0.0                                          # model v2's head: the box alone
+    old = build_model(old_cfg, pretrained=False)
+    save_checkpoint(old, tmp_path / "v2.pth")
+    new = build_model("siamattn_mnv2", pretrained=False)
+    assert new.cfg.iou_context > 0
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        load_checkpoint(new, tmp_path / "v2.pth")
+    before = {k: v.clone() for k, v in new.iou_head.state_dict().items()}
+    load_checkpoint(new, tmp_path / "v2.pth", new_modules=("iou_head",))
+    for key, value in new.iou_head.state_dict().items():              # the whole head fresh, none of it mixed
+        assert torch.equal(value, before[key]), key
+    for key, value in old.state_dict().items():
+        if not key.startswith("iou_head."):
+            assert torch.equal(new.state_dict()[key], value), key
+    loaded = build_model(old_cfg, pretrained=False)                    # an older file still loads as it was saved
+    load_checkpoint(loaded, tmp_path / "v2.pth")
 
 
 def test_fine_tuning_load_accepts_only_the_named_new_head(tmp_path):

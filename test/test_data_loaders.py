@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from siamattn_ros.data import formats
-from siamattn_ros.data.pairs import AugmentConfig, StillPairSource, VideoPairSource, crop_one, crop_pair
+from siamattn_ros.data.pairs import AugmentConfig, FramePair, StillPairSource, VideoPairSource, crop_one, crop_pair
 
 
 def _frame(i: int, box) -> np.ndarray:
@@ -94,12 +94,29 @@ def test_youtube_vos_palette_masks(tmp_path):
 def test_crop_maps_box_like_the_tracker():
     img = np.zeros((300, 400, 3), np.uint8)
     box = np.array([150.0, 100.0, 40.0, 60.0])
-    crop, cbox, _ = crop_one(np.random.default_rng(0), img, box, 255, 127, shift=0.0, scale=0.0, context=0.5)
+    crop, cbox, _, _ = crop_one(np.random.default_rng(0), img, box, 255, 127, shift=0.0, scale=0.0, context=0.5)
     # Box centred in the crop, size scaled by 127 / s_z.
     s_z = np.sqrt((40 + 50) * (60 + 50))
     a = 127 / s_z
     np.testing.assert_allclose((cbox[:2] + cbox[2:]) / 2, [127.5, 127.5], atol=1e-9)
     np.testing.assert_allclose(cbox[2:] - cbox[:2], [40 * a, 60 * a], atol=1e-9)
+
+
+def test_crop_reports_the_image_extent_and_flip_mirrors_it():
+    img = np.full((300, 400, 3), 200, np.uint8)
+    img[:20, 300:] = 0                                             # outside the crop; makes the mean fill < 200
+    box = np.array([0.0, 220.0, 80.0, 80.0])                       # bottom-left corner: the crop is half padding
+    crop, _, _, extent = crop_one(np.random.default_rng(0), img, box, 255, 127, shift=0.0, scale=0.0, context=0.5)
+    x1, y1, x2, y2 = np.round(extent).astype(int)
+    assert x1 > 0 and y2 < 255 and x2 > 255 and y1 < 0            # the image ends inside the crop, left and bottom
+    inside = crop[max(y1, 0) + 2:min(y2, 255) - 2, max(x1, 0) + 2:min(x2, 255) - 2]
+    assert inside.min() == 200                                     # the image's own pixels inside the extent
+    assert crop[:, :max(x1 - 2, 0)].max() < 200 and crop[min(y2 + 2, 255):].max() < 200   # padding (mean fill) outside
+    aug = AugmentConfig(color=0, blur=0, flip=1.0, search_shift=0.0, search_scale=0.0)
+    pair = FramePair(img, box, img, box, None)
+    out = crop_pair(np.random.default_rng(0), pair, aug)
+    np.testing.assert_allclose(out["search_image_box"], [255 - extent[2], extent[1], 255 - extent[0], extent[3]],
+                               atol=1e-9)
 
 
 def test_crop_pair_mask_follows_object():

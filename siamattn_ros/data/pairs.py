@@ -417,10 +417,11 @@ def _color(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 def crop_one(rng: np.random.Generator, image: np.ndarray, box_xywh: np.ndarray, out: int, exemplar_size: int,
              shift: float, scale: float, context: float, mask: Optional[np.ndarray] = None
-             ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+             ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], np.ndarray]:
     """Crop `out` x `out` around the box with random scale (1 +- scale) and shift (+- shift crop pixels).
 
-    Returns (crop BGR uint8, box x1y1x2y2 in crop pixels, mask crop uint8 0/1 or None).
+    Returns (crop BGR uint8, box x1y1x2y2 in crop pixels, mask crop uint8 0/1 or None, the image's extent x1y1x2y2
+    in crop pixels: everything of the crop outside it is padding).
     """
     side = crop_window(box_xywh, exemplar_size, out, context)
     side *= 1.0 + rng.uniform(-scale, scale)
@@ -433,19 +434,21 @@ def crop_one(rng: np.random.Generator, image: np.ndarray, box_xywh: np.ndarray, 
     x0, y0 = cx - side / 2, cy - side / 2
     box = np.array([(box_xywh[0] - x0) * a, (box_xywh[1] - y0) * a,
                     (box_xywh[0] + box_xywh[2] - x0) * a, (box_xywh[1] + box_xywh[3] - y0) * a])
+    ih, iw = image.shape[:2]
+    extent = np.array([-x0 * a, -y0 * a, (iw - x0) * a, (ih - y0) * a])
     mcrop = None
     if mask is not None:
         mcrop = (_warp((mask > 0).astype(np.uint8), m, out, cv2.INTER_NEAREST, 0) > 0).astype(np.uint8)
-    return crop, box, mcrop
+    return crop, box, mcrop, extent
 
 
 def crop_pair(rng: np.random.Generator, pair: FramePair, aug: AugmentConfig, exemplar_size: int = 127,
               instance_size: int = 255, template_pair: Optional[FramePair] = None) -> dict:
     """Crop + augment a pair. With `template_pair`, the template comes from that (other) pair: a negative pair."""
     tp = template_pair if template_pair is not None else pair
-    z, zbox, _ = crop_one(rng, tp.template_image, tp.template_box, exemplar_size, exemplar_size,
+    z, zbox, _, _ = crop_one(rng, tp.template_image, tp.template_box, exemplar_size, exemplar_size,
                           aug.template_shift, aug.template_scale, aug.context)
-    x, xbox, xmask = crop_one(rng, pair.search_image, pair.search_box, instance_size, exemplar_size,
+    x, xbox, xmask, xextent = crop_one(rng, pair.search_image, pair.search_box, instance_size, exemplar_size,
                               aug.search_shift, aug.search_scale, aug.context, pair.search_mask)
     if rng.random() < aug.color:
         z = _color(rng, z)
@@ -459,7 +462,8 @@ def crop_pair(rng: np.random.Generator, pair: FramePair, aug: AugmentConfig, exe
     if rng.random() < aug.flip:
         x = np.ascontiguousarray(x[:, ::-1])
         xbox = np.array([instance_size - xbox[2], xbox[1], instance_size - xbox[0], xbox[3]])
+        xextent = np.array([instance_size - xextent[2], xextent[1], instance_size - xextent[0], xextent[3]])
         if xmask is not None:
             xmask = np.ascontiguousarray(xmask[:, ::-1])
-    return {"template": z, "search": x, "search_box": xbox, "search_mask": xmask,
+    return {"template": z, "search": x, "search_box": xbox, "search_mask": xmask, "search_image_box": xextent,
             "template_box": zbox, "negative": template_pair is not None}

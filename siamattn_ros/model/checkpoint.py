@@ -52,7 +52,8 @@ def load_checkpoint(model: nn.Module, path: PathLike, new_modules: Tuple[str, ..
     Raises CheckpointError listing every missing, unexpected and wrongly-shaped key. Missing ``num_batches_tracked``
     buffers are tolerated (they do not affect the forward pass). Half-precision files load into float models and
     vice versa (values are cast to the model's dtypes). ``new_modules``: names of child modules the file may lack
-    (e.g. ``("iou_head",)`` when fine-tuning an older checkpoint with a new head); they keep their initial weights.
+    (e.g. ``("iou_head",)`` when fine-tuning an older checkpoint with a new head) or carry in another shape (an
+    older design of that module); they keep their initial weights.
     """
     return _load_object(model, _read(path), path, new_modules)
 
@@ -61,6 +62,11 @@ def _load_object(model: nn.Module, obj: Any, path: PathLike, new_modules: Tuple[
     state = _extract_state_dict(obj, path)
     own = model.state_dict()
     fresh = tuple(m + "." for m in new_modules)
+    # A new module the file carries in another shape (an older design of it) starts fresh as a whole: mixing its old
+    # layers with new ones would give a head that was never trained as one.
+    for prefix in fresh:
+        if any(k.startswith(prefix) and k in own and state[k].shape != own[k].shape for k in state):
+            state = {k: v for k, v in state.items() if not k.startswith(prefix)}
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked") and not k.startswith(fresh)]
     unexpected = [k for k in state if k not in own]
     wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"

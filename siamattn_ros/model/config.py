@@ -54,6 +54,10 @@ class ModelConfig(YamlConfig):
     iou_head: bool = False
     iou_pool_size: int = 5
     iou_hidden: int = 128
+    # > 0: the head also pools a window this many times the box's size around it (same centre), so it sees what
+    # surrounds the box: a box that has swollen to the image edge has only out-of-image padding around it, one on the
+    # target has the rest of the object's surroundings. 0 = the box alone (model v2).
+    iou_context: float = 0.0
     # --- geometry (shared with the tracker) ----------------------------------------------------------------------
     exemplar_size: int = 127
     instance_size: int = 255
@@ -113,6 +117,7 @@ def embedded_config() -> ModelConfig:
         mask_head_channels=64,
         bbox_fc_hidden=256,
         iou_head=True,
+        iou_context=2.0,
     )
 
 

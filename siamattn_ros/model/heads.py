@@ -50,16 +50,23 @@ class BoxQualityHead(nn.Module):
 
     Not part of the paper. The RoI's box features (plain RoI-align on the fused 25x25 map) are scaled channel-wise
     by a descriptor of the template, so the prediction depends on *what* is tracked, not only on how object-like the
-    region is: a look-alike, background, or a box grown over the out-of-image padding all score low.
+    region is: a look-alike, background, or a box grown over the out-of-image padding all score low. With
+    ``context`` > 0 the window ``context`` times the box's size around it is pooled too: RoI-align rescales every
+    box to the same grid, so without it a box that covers the target and one that covers the whole visible image
+    can look alike; what lies outside them does not.
     """
 
     def __init__(self, channels: int, template_channels: int, pool_size: int, spatial_scale: float,
-                 hidden: int) -> None:
+                 hidden: int, context: float = 0.0) -> None:
         super().__init__()
+        if context < 0 or 0 < context <= 1:
+            raise ValueError(f"iou_context must be 0 (off) or > 1 (window times the box size), got {context}")
         self.pool_size = pool_size
         self.spatial_scale = spatial_scale
+        self.context = float(context)
+        windows = 2 if self.context > 0 else 1
         self.modulation = nn.Linear(template_channels, channels)
-        self.fc = nn.Sequential(nn.Linear(channels * pool_size * pool_size, hidden), nn.ReLU(inplace=True),
+        self.fc = nn.Sequential(nn.Linear(windows * channels * pool_size * pool_size, hidden), nn.ReLU(inplace=True),
                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True))
         self.out = nn.Linear(hidden, 1)
 
@@ -71,8 +78,14 @@ class BoxQualityHead(nn.Module):
     def forward(self, features: torch.Tensor, template_vec: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         from torchvision.ops import roi_align
 
-        pooled = roi_align(features, rois.to(features.dtype), self.pool_size, self.spatial_scale, sampling_ratio=2,
-                           aligned=True)
+        rois = rois.to(features.dtype)
+        windows = [rois]
+        if self.context > 0:
+            centre = (rois[:, 1:3] + rois[:, 3:5]) / 2
+            half = (rois[:, 3:5] - rois[:, 1:3]) * (self.context / 2)
+            windows.append(torch.cat((rois[:, :1], centre - half, centre + half), 1))
         gate = 2.0 * torch.sigmoid(self.modulation(template_vec))       # (B, C), 1 at initialisation
-        pooled = pooled * gate[rois[:, 0].long()][:, :, None, None]
-        return self.out(self.fc(pooled.flatten(1))).squeeze(1)
+        gate = gate[rois[:, 0].long()][:, :, None, None]
+        pooled = [roi_align(features, w, self.pool_size, self.spatial_scale, sampling_ratio=2, aligned=True) * gate
+                  for w in windows]
+        return self.out(self.fc(torch.cat(pooled, 1).flatten(1))).squeeze(1)

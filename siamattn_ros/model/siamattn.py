@@ -56,7 +56,7 @@ class SiamAttn(nn.Module):
         self.iou_head: Optional[BoxQualityHead] = None
         if cfg.iou_head:
             self.iou_head = BoxQualityHead(f, 3 * c, cfg.iou_pool_size, 1.0 / (cfg.instance_size / cfg.score_size),
-                                           cfg.iou_hidden)
+                                           cfg.iou_hidden, cfg.iou_context)
         # Per-sequence state (plain attributes, not modules/buffers: never saved).
         self._zf: Optional[List[torch.Tensor]] = None
         self._dsa_cache: Optional[List[TemplateCache]] = None

@@ -201,21 +201,14 @@ def table(columns: list[Samples]) -> list[str]:
 # Training pairs
 # ----------------------------------------------------------------------------------------------------------------------
 def _crop_view(pair, crop: dict, instance_size: int) -> tuple[float, float]:
-    """(target offset from the search crop's centre / target size, fraction of the crop outside the image).
-
-    crop_pair does not return its window; it follows from the search box in the crop: scale a = crop box w / box w,
-    and the crop's left edge x0 = box x - crop box x1 / a (flip is off for this measurement)."""
+    """(target offset from the search crop's centre / target size, fraction of the crop outside the image)."""
     xb = np.asarray(crop["search_box"], np.float64)   # x1 y1 x2 y2 in crop pixels
-    b = np.asarray(pair.search_box, np.float64)
-    a = (xb[2] - xb[0]) / b[2]
-    x0, y0 = b[0] - xb[0] / a, b[1] - xb[1] / a
-    side = instance_size / a
     centre = instance_size / 2.0
     d = np.hypot((xb[0] + xb[2]) / 2 - centre, (xb[1] + xb[3]) / 2 - centre)
     off = d / np.sqrt((xb[2] - xb[0]) * (xb[3] - xb[1]))
-    h, w = pair.search_image.shape[:2]
-    pad = bs.outside_fraction(np.array([[x0, y0, side, side]]), (w, h))[0]
-    return float(off), float(pad)
+    x1, y1, x2, y2 = np.asarray(crop["search_image_box"], np.float64)
+    inside = max(0.0, min(x2, instance_size) - max(x1, 0.0)) * max(0.0, min(y2, instance_size) - max(y1, 0.0))
+    return float(off), float(1.0 - inside / instance_size ** 2)
 
 
 def source_names(specs: list) -> list[str]:

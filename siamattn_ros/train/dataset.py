@@ -78,6 +78,7 @@ class PairDataset(Dataset):
             "label_loc": torch.from_numpy(delta),
             "label_loc_weight": torch.from_numpy(weight),
             "box": torch.from_numpy(s["search_box"].astype(np.float32)),
+            "image_box": torch.from_numpy(s["search_image_box"].astype(np.float32)),
             "mask": torch.from_numpy(mask.astype(np.float32)) if mask is not None else torch.zeros(n, n),
             "has_mask": torch.tensor(mask is not None and not negative),
             "negative": torch.tensor(bool(negative)),

@@ -67,7 +67,7 @@ class TrainStep(nn.Module):
             l_bbox = l_bbox * 0.0
         if m.iou_head is not None:
             qrois, qiou = sample_quality_rois(proposals.cpu(), gt.float().cpu(), batch["negative"].cpu(), c.targets,
-                                              self.generator, mc.instance_size)
+                                              self.generator, mc.instance_size, batch["image_box"].float().cpu())
             l_iou = box_quality_loss(m.box_quality(qrois.to(gt.device)), qiou.to(gt.device))
         else:
             l_iou = l_cls * 0.0

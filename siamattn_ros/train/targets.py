@@ -6,6 +6,7 @@ tracker decodes with (spec 10.3). PySOT's training code used 127 here; we keep o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -159,13 +160,17 @@ def mask_refine_targets(masks: torch.Tensor, rois: torch.Tensor, size: int) -> t
 
 
 def sample_quality_rois(proposals: torch.Tensor, gt: torch.Tensor, negative: torch.Tensor, cfg: TargetConfig,
-                        generator: torch.Generator, instance_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                        generator: torch.Generator, instance_size: int,
+                        image_boxes: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """RoIs for the box-quality head and their IoU targets, for every image of the batch.
 
     The head must rank boxes on the target above boxes that are not: so per image half the RoIs are the GT jittered
-    in position and scale (3/8 slightly, 1/8 strongly: IoU spread over 0..1), a quarter are grown 1.5-4x around the target (the failure where
-    the box swells over the out-of-image padding), and a quarter are RPN proposals anywhere in the crop
-    (background, look-alikes). Negative pairs (template of another object) have target IoU 0 everywhere.
+    in position and scale (3/8 slightly, 1/8 strongly: IoU spread over 0..1), a quarter are grown 1.5-4x around the
+    target (the failure where the box swells over the out-of-image padding), and a quarter are RPN proposals anywhere
+    in the crop (background, look-alikes). With `image_boxes` (B, 4), the image's extent in the crop, every second
+    grown box is cut to the image, as the tracker's reported box is, and the last proposal is replaced by the extent
+    itself: the box that has swollen to the whole visible image, the failure on large and border-touching targets.
+    Negative pairs (template of another object) have target IoU 0 everywhere.
     proposals (B, N, 4), gt (B, 4) corner boxes, negative (B,) bool -> rois (B*k, 5), targets (B*k,).
     """
     k = cfg.quality_per_img
@@ -190,7 +195,13 @@ def sample_quality_rois(proposals: torch.Tensor, gt: torch.Tensor, negative: tor
         boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], 1)
         pick = torch.randint(proposals.size(1), (n_prop,), generator=generator)
         boxes = torch.cat([boxes, proposals[i, pick]], 0)
+        if image_boxes is not None:
+            e = image_boxes[i]
+            cut = torch.arange(n_jit + 1, n_jit + n_big, 2)
+            boxes[cut] = torch.cat([torch.maximum(boxes[cut, :2], e[:2]), torch.minimum(boxes[cut, 2:], e[2:])], 1)
+            boxes[-1] = e
         boxes = boxes.clamp(-instance_size, 2 * instance_size)
+        boxes[:, 2:] = torch.maximum(boxes[:, 2:], boxes[:, :2] + 1.0)   # a cut box stays a box
         iou = torch.zeros(k) if bool(negative[i]) else box_iou(boxes, g[None])[:, 0]
         rois.append(torch.cat([torch.full((k, 1), float(i)), boxes], 1))
         targets.append(iou)
