@@ -96,17 +96,14 @@ def test_node_publishes_the_target_position_from_synchronised_depth(tmp_path):
     from siamattn_ros.ros.qos import image_qos
     from siamattn_ros.testing.checkpoints import random_checkpoint
     from siamattn_ros.testing.frames import synthetic_frame
-    from siamattn_ros.testing.node_process import NodeProcess
-    from siamattn_ros.testing.ros_client import TrackerDriver, make_header
+    from siamattn_ros.testing.node_session import connected_node
+    from siamattn_ros.testing.ros_client import make_header
 
     ckpt = random_checkpoint(tmp_path / "mnv2_random.pth", seed=2)
     ns = "depth_test"
-    proc = NodeProcess(params={"model": str(ckpt), "device": "cpu", "num_threads": 1, "depth_enabled": True,
-                               "publish_overlay": False}, namespace=ns).start()
-    driver = None
-    try:
-        assert proc.wait_for_log("ready:", 300), proc.log()
-        driver = TrackerDriver(ns=ns, image_topic=f"/{ns}/image")
+    with connected_node({"model": str(ckpt), "device": "cpu", "num_threads": 1, "depth_enabled": True,
+                         "publish_overlay": False}, f"/{ns}/image", namespace=ns, remaps={},
+                        driver_args={"ns": ns}, show_log=True) as (_, driver):
         positions: list = []
         driver.node.create_subscription(PointStamped, f"/{ns}/track/position", positions.append, 10)
         depth_pub = driver.node.create_publisher(Image, f"/{ns}/depth/image", image_qos("best_effort"))
@@ -150,12 +147,6 @@ def test_node_publishes_the_target_position_from_synchronised_depth(tmp_path):
             assert res.range == pytest.approx(math.sqrt(point.x ** 2 + point.y ** 2 + point.z ** 2), rel=1e-5)
             checked += 1
         assert checked >= 1, "the node never tracked: nothing checked"
-    finally:
-        if driver is not None:
-            driver.close()
-        code = proc.stop()
-        print(f"---- node log (exit {code}) ----\n{proc.log()[-4000:]}")
-        proc.cleanup()
 
 
 def test_depth_without_message_filters_is_a_clear_startup_error(tmp_path):

@@ -15,30 +15,18 @@ from siamattn_ros.interface.convert import stamp_to_ns  # noqa: E402
 from siamattn_ros.ros.messages import xywh_to_box  # noqa: E402
 from siamattn_ros.testing.checkpoints import random_checkpoint  # noqa: E402
 from siamattn_ros.testing.frames import synthetic_frame  # noqa: E402
-from siamattn_ros.testing.node_process import NodeProcess  # noqa: E402
-from siamattn_ros.testing.ros_client import TrackerDriver, make_header  # noqa: E402
+from siamattn_ros.testing.node_session import connected_node  # noqa: E402
+from siamattn_ros.testing.ros_client import make_header  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     ckpt = random_checkpoint(tmp_path_factory.mktemp("ckpt") / "mnv2_random.pth", seed=99)
-    proc = NodeProcess(params={"model": str(ckpt), "device": "cpu", "num_threads": 1, "image_transport": "compressed",
-                               "qos_reliability": "reliable"},
-                       remaps={"image": "/cam/image_raw/compressed"}, namespace="cam")
-    proc.start()
-    driver = None
-    try:
-        assert proc.wait_for_log("ready", 300), proc.log()
-        driver = TrackerDriver(ns="cam", image_topic="/cam/image_raw/compressed", compressed=True,
-                               image_reliability="reliable")
-        assert driver.wait_for_connection(30), "no connection to the namespaced node"
+    with connected_node({"model": str(ckpt), "device": "cpu", "num_threads": 1, "image_transport": "compressed",
+                         "qos_reliability": "reliable"}, "/cam/image_raw/compressed", namespace="cam",
+                        driver_args={"ns": "cam", "compressed": True, "image_reliability": "reliable"},
+                        show_log=True) as (proc, driver):
         yield proc, driver
-    finally:
-        if driver is not None:
-            driver.close()
-        code = proc.stop()
-        print(f"---- node log (exit {code}) ----\n{proc.log()[-4000:]}")
-        proc.cleanup()
 
 
 def test_compressed_frames_are_tracked_under_a_namespace(setup):

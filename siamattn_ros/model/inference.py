@@ -6,6 +6,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from siamattn_ros.model.conv_wrapper import ConvWrapper
 from siamattn_ros.model.fusion import ConvModule, FeatureFusionNeck
 from siamattn_ros.model.mobilenet import MobileNetV2Backbone
 from siamattn_ros.model.resnet_atrous import Bottleneck, ResNet50Atrous
@@ -86,7 +87,7 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     return model
 
 
-class OneDnnConv2d(nn.Module):
+class OneDnnConv2d(ConvWrapper):
     """An nn.Conv2d run through oneDNN's convolution on float32 CPU tensors without autograd.
 
     PyTorch sends single-threaded batch-1 1×1 convs to its native GEMM path, which runs at ~60 % of oneDNN's
@@ -95,22 +96,13 @@ class OneDnnConv2d(nn.Module):
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError(f"OneDnnConv2d needs numeric zero padding, got {conv}")
-        self.conv = conv
-
-    @property
-    def weight(self) -> torch.Tensor:  # callers inspecting the layer see the wrapped conv's parameters
-        return self.conv.weight
-
-    @property
-    def bias(self) -> Optional[torch.Tensor]:
-        return self.conv.bias
+        super().__init__(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.conv
-        if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() or x.dim() != 4:
+        if not self.fast_path(x):
             return c(x)
         return torch.mkldnn_convolution(x, c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups)
 

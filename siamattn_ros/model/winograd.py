@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from siamattn_ros.model.conv_wrapper import ConvWrapper
+
 # Transform matrices (Lavin & Gray 2016): B^T (t×t), G (t×3), A^T (m×t), t = m + 2.
 _MATS = {
     2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
@@ -108,34 +110,24 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: Optional[torch.Tens
     return y
 
 
-class WinogradConv2d(nn.Module):
+class WinogradConv2d(ConvWrapper):
     """Drop-in inference replacement of a stride-1, groups-1 3×3 nn.Conv2d (padding 0 or == dilation), float32 CPU.
 
     Keeps the original conv for anything else (other devices / dtypes, autograd) and uses it there.
     """
 
     def __init__(self, conv: nn.Conv2d, m: Optional[int] = None) -> None:
-        super().__init__()
         if not eligible(conv):
             raise ValueError(f"conv not eligible for Winograd: {conv}")
-        self.conv = conv
+        super().__init__(conv)
         self.m = default_tile(conv.in_channels, conv.out_channels) if m is None else m
         self.dilation = conv.dilation[0]
         self.padding = conv.padding[0]
         self.register_buffer("u", transform_weight(conv.weight, self.m), persistent=False)
 
-    @property
-    def weight(self) -> torch.Tensor:  # callers inspecting the layer see the wrapped conv's parameters
-        return self.conv.weight
-
-    @property
-    def bias(self) -> Optional[torch.Tensor]:
-        return self.conv.bias
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.conv
-        if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() \
-                or self.u.device != x.device or x.dim() != 4:
+        if not self.fast_path(x) or self.u.device != x.device:
             return c(x)
         if x.size(2) * x.size(3) < MIN_POSITIONS:  # a few tiles (template maps): the transforms would dominate
             return torch.mkldnn_convolution(x, c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups)

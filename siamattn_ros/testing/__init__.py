@@ -6,5 +6,6 @@ each pulls in only what it needs:
     node_process  NodeProcess: tracker_node as a child process (params file, remaps, log, RSS, clean stop)
     ros_client    RosHost (an rclpy node spinning on its own context and thread), TrackerDriver (a client of a
                   running tracker_node built on it), make_header
+    node_session  connected_node: tracker_node started, ready and with a TrackerDriver connected (benchmarks)
     networks      ScriptedNet: a network with hand-set outputs (tests of the tracker's arithmetic)
 """

@@ -89,25 +89,18 @@ def measure(profile: Optional[Path], sizes: list[tuple[int, int]], seconds: floa
             log_dir: Path) -> list[dict]:
     """One node (with `profile` or without), one camera process per size; returns one row per size."""
     from siamattn_ros.ros.messages import xywh_to_box
-    from siamattn_ros.testing.node_process import NodeProcess
-    from siamattn_ros.testing.ros_client import TrackerDriver, make_header
+    from siamattn_ros.testing.node_session import connected_node
+    from siamattn_ros.testing.ros_client import make_header
 
     topic = f"/bench_{uuid.uuid4().hex[:8]}/image_raw"
     env = profile_env(profile)
-    node = NodeProcess(params={"model": model, "device": "cpu", "num_threads": 1, "diagnostics_period": 0.5,
-                               "publish_overlay": False, "publish_mask": False},
-                       remaps={"image": topic})
-    node.env = {**{k: v for k, v in node.env.items() if k not in PROFILE_VARS},
-                **{k: v for k, v in env.items() if k in PROFILE_VARS}}
+    params = {"model": model, "device": "cpu", "num_threads": 1, "diagnostics_period": 0.5,
+              "publish_overlay": False, "publish_mask": False}
+    name = "shipped" if profile else "none"
     rows = []
-    node.start()
-    driver = None
-    try:
-        if not node.wait_for_log("ready:", 300):
-            raise RuntimeError(f"tracker_node did not start:\n{node.log()[-3000:]}")
-        driver = TrackerDriver(image_topic=topic, collect_images=False)
-        if not driver.wait_for_connection(60):
-            raise RuntimeError("no connection to tracker_node")
+    # The profile variables exactly as the camera gets them: set for "shipped", removed for "none".
+    with connected_node(params, topic, env={k: env.get(k) for k in PROFILE_VARS}, log_to=log_dir / f"node_{name}.log",
+                        driver_args={"collect_images": False}) as (_, driver):
         for width, height in sizes:
             before = _counters(driver, wait=True)
             frames = int(round(seconds * rate))
@@ -127,16 +120,9 @@ def measure(profile: Optional[Path], sizes: list[tuple[int, int]], seconds: floa
             published = _published(out)
             time.sleep(2.0)  # the last diagnostics (every 0.5 s) after the stream ended
             after = _counters(driver, wait=True)
-            received = after[0] - before[0]
-            rows.append({"profile": "shipped" if profile else "none", "size": f"{width}x{height}",
-                         "published": published, "received": received, "processed": after[1] - before[1]})
+            rows.append({"profile": name, "size": f"{width}x{height}", "published": published,
+                         "received": after[0] - before[0], "processed": after[1] - before[1]})
             driver.reset()
-    finally:
-        if driver is not None:
-            driver.close()
-        node.stop()
-        (log_dir / f"node_{'shipped' if profile else 'none'}.log").write_text(node.log())
-        node.cleanup()
     return rows
 
 

@@ -68,37 +68,26 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise RuntimeError("the tracker process did not start")
 
     from siamattn_ros.ros.messages import xywh_to_box
-    from siamattn_ros.testing.node_process import NodeProcess
-    from siamattn_ros.testing.ros_client import TrackerDriver
+    from siamattn_ros.testing.node_session import connected_node
 
     topic = f"/bench_node_{os.getpid()}/image_raw"
-    node = NodeProcess(params={"model": args.model, "device": "cpu", "num_threads": args.threads},
-                       remaps={"image": topic}).start()
-    driver = None
     own, in_node = [], []
     try:
-        if not node.wait_for_log("ready:", 300):
-            raise RuntimeError(f"tracker_node did not start:\n{node.log()[-3000:]}")
-        driver = TrackerDriver(image_topic=topic, collect_images=False)
-        if not driver.wait_for_connection(60):
-            raise RuntimeError("no connection to tracker_node")
-        response = driver.init_service(driver.image_msg(frames[0], 1_000_000_000), xywh_to_box(box), timeout=120)
-        if not response.success:
-            raise RuntimeError(f"init refused: {response.message}")
-        # Interleaved, one frame each in turn: both sides see the same machine load (the other side is idle then).
-        for i, f in enumerate(frames[1:], start=1):
-            alone.stdin.write(f"{i}\n")
-            alone.stdin.flush()
-            own.append(float(alone.stdout.readline()))
-            result = driver.publish_and_wait(driver.image_msg(f, 1_000_000_000 + i * 33_333_333), timeout=60)
-            in_node.append(_ms(result.processing_time))
+        with connected_node({"model": args.model, "device": "cpu", "num_threads": args.threads}, topic,
+                            driver_args={"collect_images": False}) as (_, driver):
+            response = driver.init_service(driver.image_msg(frames[0], 1_000_000_000), xywh_to_box(box), timeout=120)
+            if not response.success:
+                raise RuntimeError(f"init refused: {response.message}")
+            # Interleaved, one frame each in turn: both sides see the same machine load (the other side is idle then).
+            for i, f in enumerate(frames[1:], start=1):
+                alone.stdin.write(f"{i}\n")
+                alone.stdin.flush()
+                own.append(float(alone.stdout.readline()))
+                result = driver.publish_and_wait(driver.image_msg(f, 1_000_000_000 + i * 33_333_333), timeout=60)
+                in_node.append(_ms(result.processing_time))
     finally:
         alone.stdin.close()
         alone.wait(60)
-        if driver is not None:
-            driver.close()
-        node.stop()
-        node.cleanup()
     a, b = statistics.median(own), statistics.median(in_node)
     print(f"\n{args.size}, {len(own)} frames, {args.threads} torch thread(s), model {args.model}, mask on:")
     print(f"  tracker alone (Tracker.track, process without ROS), median ms: {a:8.1f}")

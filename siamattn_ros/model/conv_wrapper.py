@@ -1,0 +1,26 @@
+"""Base of the inference-only replacements of an nn.Conv2d (oneDNN, Winograd): they keep the original conv, show its
+parameters to callers that inspect the layer, and fall back to it outside the float32 CPU no-grad case."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+class ConvWrapper(nn.Module):
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    @property
+    def weight(self) -> torch.Tensor:  # callers inspecting the layer see the wrapped conv's parameters
+        return self.conv.weight
+
+    @property
+    def bias(self) -> Optional[torch.Tensor]:
+        return self.conv.bias
+
+    def fast_path(self, x: torch.Tensor) -> bool:
+        """True where the replacement applies: a 4-D float32 CPU tensor without autograd."""
+        return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled() and x.dim() == 4
