@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol, Sequence as Seq
+from typing import Callable, Optional, Protocol, Sequence as Seq
 
 import cv2
 import numpy as np
@@ -44,7 +44,22 @@ def _imread(path: str | Path) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 # Sources
 # ----------------------------------------------------------------------------------------------------------------------
-class SyntheticPairSource:
+class _StillScenes:
+    """A source whose frames are views of the still images of one split (sources.still_paths)."""
+
+    paths: tuple
+
+    def _use_stills(self, split: str, keep: Optional[Callable[[Path], bool]] = None) -> None:
+        sources.require()
+        self.paths = tuple(p for p in sources.still_paths(split) if keep is None or keep(p))
+        if len(self.paths) < 3:
+            raise sources.SourceUnavailable(f"too few still images for split {split!r}: {len(self.paths)}")
+
+    def _pick(self, rng: np.random.Generator) -> np.ndarray:
+        return sources.load_image(self.paths[int(rng.integers(len(self.paths)))])
+
+
+class SyntheticPairSource(_StillScenes):
     """Two frames of a real still background with a real-texture object cut by an exact random outline.
 
     Between the frames the camera shifts, the object moves, scales, rotates and changes brightness. Often
@@ -55,10 +70,7 @@ class SyntheticPairSource:
     def __init__(self, split: str = "train", frame_size: tuple[int, int] = (384, 384),
                  object_size: tuple[float, float] = (24.0, 180.0), aspect: tuple[float, float] = (0.33, 3.0),
                  distractor_prob: float = 0.7, occluder_prob: float = 0.2) -> None:
-        sources.require()
-        self.paths = sources.still_paths(split)
-        if len(self.paths) < 3:
-            raise sources.SourceUnavailable(f"too few still images for split {split!r}: {len(self.paths)}")
+        self._use_stills(split)
         self.frame_size = frame_size
         self.object_size = object_size
         self.aspect = aspect
@@ -73,9 +85,6 @@ class SyntheticPairSource:
         cy = ih / 2 + shift[1] / s
         m = np.array([[s, 0, fw / 2 - s * cx], [0, s, fh / 2 - s * cy]], dtype=np.float64)
         return cv2.warpAffine(img, m, (fw, fh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-
-    def _pick(self, rng: np.random.Generator) -> np.ndarray:
-        return sources.load_image(self.paths[int(rng.integers(len(self.paths)))])
 
     def sample(self, rng: np.random.Generator) -> FramePair:
         fw, fh = self.frame_size
@@ -134,7 +143,7 @@ class SyntheticPairSource:
         return FramePair(frames[0], b0, frames[1], b1, masks[1])
 
 
-class PlanarPairSource:
+class PlanarPairSource(_StillScenes):
     """Two views of a real planar scene by a moving camera (homographies), with the statistics of real tracking.
 
     The target is a planar region (a real photo pasted as a poster / board / screen / book cover, or a textured
@@ -149,13 +158,9 @@ class PlanarPairSource:
                  target_width: tuple[float, float] = (0.03, 0.75), aspect: tuple[float, float] = (0.2, 5.0),
                  border_prob: float = 0.35, region_prob: float = 0.3, gray_prob: float = 0.1,
                  blur_prob: float = 0.15) -> None:
-        sources.require()
         # Half of opencv-doc's stills are one chessboard photographed 26 times (camera calibration): keep one pair
         # so that the scenes are not mostly chessboards.
-        self.paths = tuple(p for p in sources.still_paths(split)
-                           if not re.fullmatch(r"(left|right)(0[2-9]|1\d)\.jpg", p.name))
-        if len(self.paths) < 3:
-            raise sources.SourceUnavailable(f"too few still images for split {split!r}: {len(self.paths)}")
+        self._use_stills(split, lambda p: not re.fullmatch(r"(left|right)(0[2-9]|1\d)\.jpg", p.name))
         self.frame_size = frame_size
         self.target_width = target_width
         self.aspect = aspect
@@ -163,9 +168,6 @@ class PlanarPairSource:
         self.region_prob = region_prob
         self.gray_prob = gray_prob
         self.blur_prob = blur_prob
-
-    def _pick(self, rng: np.random.Generator) -> np.ndarray:
-        return sources.load_image(self.paths[int(rng.integers(len(self.paths)))])
 
     def _target_quad(self, rng: np.random.Generator, tw: float, th: float) -> np.ndarray:
         """Corners (4, 2) of the target in the first view: centre, rotation and a perspective tilt."""
