@@ -356,6 +356,20 @@ def test_diagnostics_report_rate_latency_drops_and_state(node, driver):
     assert int(keys["frames_received"]) > 0
 
 
+def test_diagnostics_split_processing_time_into_tracker_and_node_overhead():
+    from siamattn_ros.interface.states import TrackState
+    from siamattn_ros.ros.diagnostics import NodeStats, build_diagnostics
+
+    stats = NodeStats(window_s=60.0)
+    stats.record_frame(0.100, 0.150, int(TrackState.TRACKING), 1, tracker_s=0.080)
+    stats.record_frame(0.060, 0.090, int(TrackState.TRACKING), 1, tracker_s=0.058)
+    msg = build_diagnostics(make_header(1).stamp, "tracker_node: tracking", stats, 2, 0, "cpu", "embedded")
+    values = {kv.key: kv.value for kv in msg.status[0].values}
+    assert float(values["processing_time_ms"]) == pytest.approx(80.0)
+    assert float(values["tracker_time_ms"]) == pytest.approx(69.0)
+    assert float(values["node_overhead_ms"]) == pytest.approx(11.0)
+
+
 def test_load_60hz_only_the_newest_frame_is_ever_processed(node, driver):
     """Publish at 60 Hz while the tracker needs longer than 1/60 s per frame.
 

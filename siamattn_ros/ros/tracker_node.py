@@ -414,10 +414,14 @@ class TrackerNode(Node):
             self._publish_status(frame.header, TrackState.STOPPED, reason, size, image)
             return
         want_mask = bool(self._params["publish_mask"] or self._params["publish_overlay"] or self._position_pub)
+        t0 = self._now_ns()
         result = self._tracker.track(image, want_mask=want_mask)
-        self._publish_result(frame.header, result, image, start_ns, generation)
+        self._publish_result(frame.header, result, image, start_ns, generation, self._now_ns() - t0)
 
-    def _publish_result(self, header: Any, result: Any, image: np.ndarray, start_ns: int, generation: int) -> None:
+    def _publish_result(self, header: Any, result: Any, image: np.ndarray, start_ns: int, generation: int,
+                        tracker_ns: int) -> None:
+        """tracker_ns: the tracker call's own time within processing_time (diagnostics split the node's overhead
+        from it)."""
         position = self._target_position(header, result) if self._position_pub is not None else None
         now_ns = self._now_ns()
         size = (int(image.shape[1]), int(image.shape[0]))
@@ -434,7 +438,7 @@ class TrackerNode(Node):
                     result.state in (TrackState.INITIALIZING, TrackState.TRACKING, TrackState.LOW_CONFIDENCE):
                 self._detection_pub.publish(messages.build_detection(msg))
         self._stats.record_frame((now_ns - start_ns) * 1e-9, (now_ns - stamp_to_ns(header.stamp)) * 1e-9,
-                                 int(result.state), int(result.init_id))
+                                 int(result.state), int(result.init_id), tracker_ns * 1e-9)
         if self._params["publish_mask"] and result.mask is not None:
             self._mask_pub.publish(to_image_msg(np.ascontiguousarray(result.mask, dtype=np.uint8), header, "mono8"))
         if self._params["publish_overlay"]:
@@ -494,11 +498,12 @@ class TrackerNode(Node):
         start_ns = self._now_ns()
         try:
             result = self._tracker.init(image, np.array(box_msg_to_xywh(req.box), dtype=np.float64))
+            tracker_ns = self._now_ns() - start_ns
         except (ValueError, RuntimeError) as exc:
             return self._refuse_init(req, f"tracker refused the init box: {exc}")
         self._init_id = int(result.init_id)
         self._track_size = (width, height)
-        self._publish_result(header, result, image, start_ns, generation)
+        self._publish_result(header, result, image, start_ns, generation, tracker_ns)
         self.get_logger().info(
             f"init {self._init_id}: box center=({req.box.center_x:.1f}, {req.box.center_y:.1f}) "
             f"size={req.box.width:.1f}x{req.box.height:.1f} on frame {format_ns(stamp_to_ns(header.stamp))}")

@@ -76,7 +76,7 @@ def publish(width: int, height: int, frames: int, rate: float, topic: str, wait_
     return frames
 
 
-def _diagnostics(driver) -> dict[str, str]:
+def node_diagnostics(driver) -> dict[str, str]:
     values = {}
     for d in driver.diagnostics:
         for s in d.status:
@@ -131,7 +131,7 @@ def _counters(driver, wait: bool) -> tuple[int, int]:
     n = len(driver.diagnostics)
     if wait:
         driver.wait_until(lambda: len(driver.diagnostics) >= n + 2, 10)
-    values = _diagnostics(driver)
+    values = node_diagnostics(driver)
     return int(values.get("frames_received", 0)), int(values.get("frames_processed", 0))
 
 

@@ -9,8 +9,10 @@ second time `Tracker.track(frame, want_mask=True)` and sends the frame to the no
 and reading its `processing_time` (the node's time from taking the frame to the result: image conversion, tracking
 with the mask, result message). Interleaving makes both sides see the same machine load. Frames: the textured
 object over a textured background of bench_tracker. Prints both
-medians and their difference, the node's overhead per frame. Both processes get config/fastdds_large_images.xml
-(large best-effort images, see bench_delivery).
+medians and their difference, the node's overhead per frame, and the node's own split of the same frames
+(diagnostics `tracker_time_ms` / `node_overhead_ms`: the tracker call timed inside the node, and the rest of
+processing_time), which no load difference between two processes can blur. Both processes get
+config/fastdds_large_images.xml (large best-effort images, see bench_delivery).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import sys
 import time
 from typing import Optional
 
-from siamattn_ros.tools.bench_delivery import PROFILE, profile_env
+from siamattn_ros.tools.bench_delivery import PROFILE, node_diagnostics, profile_env
 
 
 def _ms(duration) -> float:
@@ -71,7 +73,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from siamattn_ros.testing.node_session import connected_node
 
     topic = f"/bench_node_{os.getpid()}/image_raw"
-    own, in_node = [], []
+    own, in_node, split = [], [], {}
     try:
         with connected_node({"model": args.model, "device": "cpu", "num_threads": args.threads}, topic,
                             driver_args={"collect_images": False}) as (_, driver):
@@ -85,6 +87,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 own.append(float(alone.stdout.readline()))
                 result = driver.publish_and_wait(driver.image_msg(f, 1_000_000_000 + i * 33_333_333), timeout=60)
                 in_node.append(_ms(result.processing_time))
+            n = len(driver.diagnostics)
+            driver.wait_until(lambda: len(driver.diagnostics) > n, 10)
+            split = node_diagnostics(driver)   # the node's own split of its last 5 s: tracker call vs the rest
     finally:
         alone.stdin.close()
         alone.wait(60)
@@ -93,6 +98,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"  tracker alone (Tracker.track, process without ROS), median ms: {a:8.1f}")
     print(f"  tracker_node processing_time (TrackResult), median ms:   {b:8.1f}")
     print(f"  node overhead per frame, ms:                            {b - a:+8.1f}")
+    print("  in the node, same frames (diagnostics, mean of the last 5 s):")
+    print(f"    tracker call, ms:                                     {float(split.get('tracker_time_ms', 'nan')):8.1f}")
+    print(f"    node overhead (conversion, messages), ms:             {float(split.get('node_overhead_ms', 'nan')):8.2f}")
     return 0
 
 
