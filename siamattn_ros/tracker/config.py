@@ -63,6 +63,10 @@ class TrackerConfig(YamlConfig):
     # the head's predicted IoU (instead of always the refined box): the head has seen boxes grown over the
     # out-of-image padding in training, the RPN / refinement of a large or border-touching target tend to grow.
     quality_select: bool = False
+    # With quality_select: how much better (in predicted IoU) the refined or RPN box must be rated than the box at
+    # the previous size for the size to change. The head's ratings of boxes 10 % apart in size are within its noise,
+    # and a refinement that overshoots a little on every frame would otherwise ratchet the size up frame by frame.
+    quality_margin: float = 0.0
     # --- speed -----------------------------------------------------------------------------------------------------
     # Capture the fixed-shape part (network + decode + box refinement, and the mask head) in CUDA graphs on CUDA.
     cuda_graph: bool = True
@@ -83,6 +87,7 @@ class TrackerConfig(YamlConfig):
                      "lost_window_influence"):
             unit(name)
         unit("hysteresis", 0.0, 1.0)
+        unit("quality_margin", 0.0, 1.0)
         unit("penalty_k", 0.0, 10.0)
         unit("context_amount", 0.0, 10.0)
         unit("lost_search_step", 0.1, 2.0)

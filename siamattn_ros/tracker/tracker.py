@@ -359,7 +359,8 @@ class Tracker:
         """Steps 2-7 on the device (CUDA graph when captured), then the frame's one copy to the host."""
         w, h = self._size
         wi = cfg.lost_window_influence if window.lost else cfg.window_influence
-        params = torch.tensor([w * window.scale_z, h * window.scale_z, cfg.penalty_k, wi], dtype=torch.float32)
+        params = torch.tensor([w * window.scale_z, h * window.scale_z, cfg.penalty_k, wi, cfg.quality_margin],
+                              dtype=torch.float32)
         params = params.to(self.device, non_blocking=True)
         if "search" in self._graphs:
             out = self._graphs["search"](x, params)
@@ -430,8 +431,8 @@ class Tracker:
     def _search_step(self, x: torch.Tensor, params: torch.Tensor,
                      timings: Optional[Dict[str, float]] = None) -> torch.Tensor:
         """Network + decode + best anchor + box refinement (+ box quality), all on the device. params = (target
-        w, h in crop pixels, penalty_k, window_influence). Returns (11,) float32, the layout SearchResult.from_device
-        reads: score, penalty, clipped RPN box and refined box (cx, cy, w, h) in crop pixels, and the box quality
+        w, h in crop pixels, penalty_k, window_influence, quality_margin). Returns (11,) float32, the layout
+        SearchResult.from_device reads: score, penalty, clipped RPN box and refined box (cx, cy, w, h) in crop pixels, and the box quality
         (the quality head's IoU estimate for the refined box, or with config.quality_select the best of three
         candidates, which then replaces the refined box; the score again for a model without the head)."""
         profiling = timings is not None and self.profile
@@ -466,7 +467,13 @@ class Tracker:
             rois = torch.cat((cands.new_zeros(cands.size(0), 1), cands[:, :2] - half, cands[:, :2] + half), 1)
             with self._autocast():
                 qualities = torch.sigmoid(self.model.box_quality(rois).float())
-            pick = torch.argmax(qualities).view(1)  # index_select: no host sync (see best above)
+            ranked = qualities
+            if cands.size(0) == 3:
+                # The previous size wins unless a resized box is rated quality_margin better: the head cannot tell
+                # a box 10 % too large from the right one, so without a margin a refinement that overshoots on
+                # every frame would ratchet the size up (large targets grow to the whole image).
+                ranked = qualities + torch.cat((params.new_zeros(2), params[4:5]))
+            pick = torch.argmax(ranked).view(1)  # index_select: no host sync (see best above)
             refined, quality = cands.index_select(0, pick).view(4), qualities.index_select(0, pick)
         else:
             quality = score.index_select(0, best)
@@ -503,8 +510,8 @@ class Tracker:
     def _example_inputs(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         m = self.instance_size
         x = torch.full((1, 3, m, m), 114.0, device=self.device)
-        params = torch.tensor([64.0, 64.0, self.config.penalty_k, self.config.window_influence],
-                              device=self.device)
+        params = torch.tensor([64.0, 64.0, self.config.penalty_k, self.config.window_influence,
+                               self.config.quality_margin], device=self.device)
         roi = torch.tensor([[0.0, m / 2 - 32, m / 2 - 32, m / 2 + 32, m / 2 + 32]], device=self.device)
         return x, params, roi
 
