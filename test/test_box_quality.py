@@ -202,7 +202,7 @@ def test_tracker_confidence_is_the_quality_of_the_refined_box():
     assert 0.0 < result.confidence < 1.0 and result.confidence != pytest.approx(tracker.last_score)
     # Independently: the head on the refined box of the same search step.
     x = tracker._crop(frame, tracker._center, 120, 255)
-    params = torch.tensor([60.0, 50.0, 0.04, 0.44])
+    params = torch.tensor([60.0, 50.0, 0.04, 0.44, 0.0])
     with torch.inference_mode():
         out = tracker._search_step(x, params)
         cx, cy, w, h = out[6:10].tolist()
@@ -251,7 +251,7 @@ def test_quality_select_picks_the_candidate_the_head_rates_best():
     tracker = Tracker(model, TrackerConfig(warmup=False))
     tracker.init(frame, (130.0, 90.0, 60.0, 50.0))
     x = tracker._crop(frame, tracker._center, 120, 255)
-    params = torch.tensor([60.0, 50.0, 0.04, 0.44])
+    params = torch.tensor([60.0, 50.0, 0.04, 0.44, 0.0])
     with torch.inference_mode():
         plain = tracker._search_step(x, params)
         tracker.config = tracker.config.replace(quality_select=True)
@@ -263,3 +263,28 @@ def test_quality_select_picks_the_candidate_the_head_rates_best():
     best = int(np.argmax(q))
     assert torch.allclose(chosen[6:10], cands[best]) and float(chosen[10]) == pytest.approx(max(q), abs=1e-6)
     assert float(chosen[10]) >= float(plain[10]) - 1e-6
+
+
+def test_quality_margin_keeps_the_previous_size_unless_a_resized_box_is_rated_that_much_better():
+    from siamattn_ros.tracker import Tracker, TrackerConfig
+
+    torch.manual_seed(0)
+    model = build_model("siamattn_mnv2", pretrained=False)
+    frame = np.random.default_rng(2).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    tracker = Tracker(model, TrackerConfig(warmup=False, quality_select=True))
+    tracker.init(frame, (130.0, 90.0, 60.0, 50.0))
+    x = tracker._crop(frame, tracker._center, 120, 255)
+    # Ratings of (refined, RPN, previous size) fixed by hand: the refined box is rated 0.150 above the previous size.
+    model.box_quality = lambda rois: torch.tensor([2.0, 0.0, 1.0])
+    q = torch.sigmoid(torch.tensor([2.0, 0.0, 1.0]))
+    with torch.inference_mode():
+        free, below, above = (tracker._search_step(x, torch.tensor([60.0, 50.0, 0.04, 0.44, m]))
+                              for m in (0.0, 0.16, 0.14))
+    refined, previous = free[6:10], torch.cat((free[6:8], torch.tensor([60.0, 50.0])))
+    assert float(q[0] - q[2]) == pytest.approx(0.150, abs=1e-3)
+    assert float(free[10]) == pytest.approx(float(q[0]), abs=1e-6)      # no margin: the best rated, the refined box
+    assert torch.allclose(above[6:10], refined) and float(above[10]) == pytest.approx(float(q[0]), abs=1e-6)
+    assert torch.allclose(below[6:10], previous)                        # margin above the gap: the previous size
+    assert float(below[10]) == pytest.approx(float(q[2]), abs=1e-6)     # reported with its own, unshifted quality
+    with pytest.raises(ValueError, match="quality_margin"):
+        TrackerConfig(quality_margin=-0.1)

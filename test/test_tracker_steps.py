@@ -269,6 +269,19 @@ def test_state_machine_hysteresis_and_lost():
     assert got == expect
 
 
+def test_state_machine_low_confidence_for_too_long_is_lost():
+    cfg = TrackerConfig(confidence_threshold=0.5, hysteresis=0.2, lost_threshold=0.2, lost_frames=3,
+                        low_confidence_frames=3, warmup=False)
+    sm = ConfidenceStateMachine()
+    T, L, X = TrackState.TRACKING, TrackState.LOW_CONFIDENCE, TrackState.LOST
+    # 0.6: above both thresholds but below the recovery level (0.7): LOW_CONFIDENCE holds, and after 3 frames LOST.
+    scores = [0.9, 0.45, 0.6, 0.6, 0.6, 0.6, 0.75, 0.45, 0.6, 0.75, 0.45, 0.6, 0.6]
+    expect = [T, L, L, X, X, X, T, L, L, T, L, L, X]
+    assert [sm.update(s, cfg) for s in scores] == expect
+    off = ConfidenceStateMachine()
+    assert [off.update(s, cfg.replace(low_confidence_frames=0)) for s in scores][:6] == [T, L, L, L, L, L]
+
+
 def test_thresholds_changed_at_run_time_apply_immediately():
     cfg = TrackerConfig(warmup=False)
     sm = ConfidenceStateMachine()
@@ -297,6 +310,7 @@ def test_presets_hold_the_paper_constants():
 
 @pytest.mark.parametrize("changes,word", [({"confidence_threshold": 1.5}, "confidence_threshold"),
                                           ({"lost_frames": 0}, "lost_frames"),
+                                          ({"low_confidence_frames": -1}, "low_confidence_frames"),
                                           ({"lost_threshold": 0.9}, "lost_threshold"),
                                           ({"penalty_k": float("nan")}, "penalty_k"),
                                           ({"bogus": 1}, "bogus")])

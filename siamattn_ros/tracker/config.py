@@ -19,7 +19,7 @@ PRESETS = ("otb100", "vot2018", "embedded")
 
 # Fields that may be changed while tracking (the ROS node exposes them as dynamic parameters).
 RUNTIME_FIELDS = (
-    "confidence_threshold", "hysteresis", "lost_threshold", "lost_frames", "long_term",
+    "confidence_threshold", "hysteresis", "lost_threshold", "lost_frames", "low_confidence_frames", "long_term",
     "lost_search_rings", "lost_search_step", "lost_window_influence", "penalty_k", "window_influence", "lr",
     "mask_threshold",
 )
@@ -43,6 +43,10 @@ class TrackerConfig(YamlConfig):
     # LOST after lost_frames consecutive frames with score < lost_threshold.
     lost_threshold: float = 0.2
     lost_frames: int = 5
+    # LOST after this many consecutive frames in LOW_CONFIDENCE (0 = never): a target that could not be confirmed for
+    # that long is treated as gone, so long-term re-detection starts and a consumer stops following the box. Catches
+    # the background that a confidence rates between lost_threshold and the recovery level after the target left.
+    low_confidence_frames: int = 0
     # --- long-term re-detection (robot addition) -------------------------------------------------------------------
     # When true: a frame with score < lost_threshold does not move the target state, and while LOST the search
     # window scans a widening neighbourhood of the last confident position, step by step: every other frame it
@@ -97,6 +101,10 @@ class TrackerConfig(YamlConfig):
                              f"got {self.lost_search_rings!r}")
         if not isinstance(self.lost_frames, int) or isinstance(self.lost_frames, bool) or self.lost_frames < 1:
             raise ValueError(f"TrackerConfig.lost_frames must be an integer >= 1, got {self.lost_frames!r}")
+        if not isinstance(self.low_confidence_frames, int) or isinstance(self.low_confidence_frames, bool) \
+                or self.low_confidence_frames < 0:
+            raise ValueError(f"TrackerConfig.low_confidence_frames must be an integer >= 0 (0 = off), "
+                             f"got {self.low_confidence_frames!r}")
         if self.lost_threshold > self.confidence_threshold:
             raise ValueError(f"TrackerConfig.lost_threshold ({self.lost_threshold}) must not exceed "
                              f"confidence_threshold ({self.confidence_threshold})")

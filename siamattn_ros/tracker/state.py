@@ -3,6 +3,7 @@
     TRACKING        --score < confidence_threshold-->                      LOW_CONFIDENCE
     LOW_CONFIDENCE  --score >= confidence_threshold + hysteresis-->        TRACKING
     any             --lost_frames consecutive scores < lost_threshold-->   LOST
+    LOW_CONFIDENCE  --for low_confidence_frames consecutive frames-->     LOST   (0 = never)
     LOST            --score >= confidence_threshold + hysteresis-->        TRACKING
 
 The hysteresis band stops the state from flickering when the score hovers around the threshold. Thresholds are
@@ -21,10 +22,13 @@ class ConfidenceStateMachine:
     state: TrackState = TrackState.TRACKING
     # Consecutive frames with score < lost_threshold; LOST when it reaches TrackerConfig.lost_frames.
     frames_below_lost: int = 0
+    # Consecutive frames spent in LOW_CONFIDENCE; LOST when it reaches TrackerConfig.low_confidence_frames.
+    frames_low: int = 0
 
     def reset(self) -> None:
         self.state = TrackState.TRACKING
         self.frames_below_lost = 0
+        self.frames_low = 0
 
     def update(self, score: float, cfg: TrackerConfig) -> TrackState:
         """Feed one frame's confidence; returns the new state."""
@@ -40,6 +44,9 @@ class ConfidenceStateMachine:
                 self.state = TrackState.LOW_CONFIDENCE
         elif recovered:  # LOW_CONFIDENCE
             self.state = TrackState.TRACKING
+        self.frames_low = self.frames_low + 1 if self.state == TrackState.LOW_CONFIDENCE else 0
+        if cfg.low_confidence_frames and self.frames_low >= cfg.low_confidence_frames:
+            self.state, self.frames_low = TrackState.LOST, 0
         return self.state
 
 
