@@ -144,3 +144,13 @@ def test_preset_of_builtin_names_and_unreadable_files(tmp_path):
     assert checkpoint_backbone(tmp_path / "junk.pth") is None
     assert checkpoint_backbone(tmp_path / "missing.pth") is None
     assert resolve_preset(str(tmp_path / "missing.pth")) == "embedded"  # the loader names the missing file
+
+
+def test_package_files_are_found_from_any_working_directory(tmp_path, monkeypatch):
+    from siamattn_ros.interface.paths import SOURCE_ROOT, package_dirs, package_file
+
+    monkeypatch.chdir(tmp_path)                       # as under `colcon test`, which runs in the build folder
+    assert package_dirs("models")[0] == SOURCE_ROOT / "models"
+    found = package_file("config/train/embedded.yaml")
+    assert found.is_absolute() and found.is_file()
+    assert package_file("config/no_such.yaml") == SOURCE_ROOT / "config" / "no_such.yaml"

@@ -94,7 +94,7 @@ def test_crop_view_reads_back_the_search_window():
     assert 0.0 < max(offs) <= np.sqrt(2) * 64 / 63.5 + 1e-6
 
 
-def test_sequence_samples_and_tables(tmp_path, capsys):
+def test_sequence_samples_and_tables(tmp_path, capsys, monkeypatch):
     frames = [np.dstack([np.full((80, 100), v, np.uint8) for v in (30, 120, 200)]) for _ in range(3)]
     boxes = np.array([[10, 10, 20, 20], [12, 10, 20, 20], [NAN] * 4])
     folder = write_sequence(Sequence(frames, boxes, None, np.array([True, True, False]), name="toy"), tmp_path / "toy")
@@ -109,6 +109,7 @@ def test_sequence_samples_and_tables(tmp_path, capsys):
     lines = pair_stats.table([s, s])
     assert len(lines) == 2 + len(pair_stats.ROWS)
     assert {line.count("|") for line in lines} == {4}                   # no stray '|' in a label or cell
+    monkeypatch.chdir(tmp_path)                                          # the default --config from anywhere
     assert pair_stats.main(["--pairs", "0", "--sequences", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| real (all frames) | toy |" in out

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from siamattn_ros.interface.convert import NS_PER_S, stamp_to_ns
+from siamattn_ros.interface.paths import SOURCE_ROOT, package_dirs
 from siamattn_ros.replay.bag import BagMessage, deserialize, read_messages
 
 IMAGE_TOPIC = "/camera/image_raw/compressed"
@@ -31,8 +32,7 @@ FRAME_ID = "camera_optical_frame"
 COMPRESSED_FORMAT = "bgr8; jpeg compressed bgr8"
 # First frame's stamp: a fixed, obviously synthetic time (2023-11-14T22:13:20Z) so replays are reproducible.
 BASE_STAMP_NS = 1_700_000_000 * NS_PER_S
-REPO = Path(__file__).resolve().parents[2]
-RECORDINGS_DIR = REPO / "recordings"
+RECORDINGS_DIR = SOURCE_ROOT / "recordings"
 
 
 def box_corners(box_xywh: np.ndarray) -> list[tuple[float, float]]:
@@ -94,14 +94,7 @@ class Recording:
 def recording_dirs() -> list[Path]:
     """Where bundled recordings may be: recordings/ of the source tree, then share/siamattn_ros/recordings of an
     ament (colcon) install when ament_index_python is importable."""
-    dirs = [RECORDINGS_DIR]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory("siamattn_ros")) / "recordings")
-    except Exception:  # not installed in an ament prefix, or ament_index_python missing
-        pass
-    return [d for d in dirs if d.is_dir()]
+    return [d for d in package_dirs("recordings") if d.is_dir()]
 
 
 def recording_path(name_or_path: str | Path) -> Path:

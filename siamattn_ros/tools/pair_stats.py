@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from siamattn_ros.data import box_stats as bs
+from siamattn_ros.interface.paths import package_file
 
 # Rows of the tables: (key, label). The values are filled by _row_values.
 ROWS = (
@@ -305,7 +306,8 @@ def sequence_samples(folder: Path) -> Samples:
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="config/train/embedded.yaml", help="TrainConfig YAML whose sources are sampled")
+    ap.add_argument("--config", default=str(package_file("config/train/embedded.yaml")),
+                    help="TrainConfig YAML whose sources are sampled (default: the embedded model's)")
     ap.add_argument("--pairs", type=int, default=300, help="number of training pairs (default 300)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sequences", nargs="*", default=[], help="folders of real annotated sequences (optional)")

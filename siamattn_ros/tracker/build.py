@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import nn
 
+from siamattn_ros.interface.paths import package_dirs
 from siamattn_ros.interface.presets import BUILTIN_MODELS, resolve_preset
 
 from siamattn_ros.tracker.config import TrackerConfig, load_preset
@@ -20,14 +21,7 @@ EMBEDDED_FILE = "siamattn_mnv2_embedded.pth"
 def model_dirs() -> List[Path]:
     """Where the shipped checkpoint may be: models/ of the source tree, then share/siamattn_ros/models of an ament
     (colcon) install when ament_index_python is importable."""
-    dirs = [Path(__file__).resolve().parents[2] / "models"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory("siamattn_ros")) / "models")
-    except Exception:  # ament_index_python missing, or the package is not installed in an ament prefix
-        pass
-    return dirs
+    return package_dirs("models")
 
 
 def find_embedded_checkpoint() -> Path:

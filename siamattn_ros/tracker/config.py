@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from siamattn_ros.interface.paths import package_dirs
 from siamattn_ros.yaml_config import YamlConfig
 
 PRESETS = ("otb100", "vot2018", "embedded")
@@ -128,14 +129,7 @@ class TrackerConfig(YamlConfig):
 
 def _config_dirs() -> list:
     """Where config/trackers/*.yaml may live: the source checkout, then an ament (colcon) install."""
-    dirs = [Path(__file__).resolve().parents[2] / "config" / "trackers"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory("siamattn_ros")) / "config" / "trackers")
-    except Exception:  # not importable, or package not installed in an ament prefix: source tree only
-        pass
-    return dirs
+    return package_dirs("config/trackers")
 
 
 def load_preset(name_or_path: Union[str, Path]) -> TrackerConfig:
