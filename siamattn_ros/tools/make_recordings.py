@@ -25,11 +25,12 @@ import numpy as np
 
 from siamattn_ros.interface.convert import ns_to_sec_nanosec
 from siamattn_ros.replay.bag import BagWriter
+from siamattn_ros.interface.paths import SOURCE_ROOT
 from siamattn_ros.replay.recording import (BASE_STAMP_NS, COMPRESSED_FORMAT, FRAME_ID, IMAGE_TOPIC, INFO_TOPIC,
-                                           RECORDINGS_DIR, REPO, TRUTH_TOPIC, box_corners)
+                                           RECORDINGS_DIR, TRUTH_TOPIC, box_corners)
 from siamattn_ros.replay.typestore import typestore
 
-ANNOTATIONS = REPO / "data" / "annotations"
+ANNOTATIONS = SOURCE_ROOT / "data" / "annotations"
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 JPEG_QUALITY = 80
 LICENCE = ("derived from Debian package opencv-doc (OpenCV sample data), Apache-2.0 AND BSD-3-Clause as declared "
