@@ -13,6 +13,7 @@ from siamattn_ros.model import ModelConfig, build_model, embedded_config, prepar
 from siamattn_ros.model.fusion import resize_bilinear_ac
 from siamattn_ros.model.inference import OneDnnConv2d, StrideKernelDeconv, speed_up_cpu
 from siamattn_ros.model.winograd import WinogradConv2d, transform_weight, winograd_conv3x3
+from siamattn_ros.testing.checkpoints import activate_random_paths
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -86,13 +87,9 @@ def test_separable_resize_equals_interpolate(src, dst):
 
 def _randomise(model: nn.Module, seed: int) -> None:
     """Non-zero attention scales / offsets and non-trivial BN statistics, so every rewritten path matters."""
-    g = torch.Generator().manual_seed(seed)
+    activate_random_paths(model, seed)
+    g = torch.Generator().manual_seed(seed + 1000)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("gamma"):
-                p.fill_(0.1)
-            elif ".offset_fc.4." in name or ".conv_offset." in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 1e-3)
         for mod in model.modules():
             if isinstance(mod, nn.BatchNorm2d):
                 mod.running_mean.uniform_(-0.1, 0.1, generator=g)

@@ -34,3 +34,17 @@ def random_checkpoint(path: Union[str, Path], seed: int = 0, model: Union[str, d
     path = Path(path)
     save_checkpoint(build_model(cfg, pretrained=pretrained), path)
     return path
+
+
+def activate_random_paths(model: Any, seed: int = 0) -> None:
+    """Make a randomly initialised SiamAttn exercise its real data paths: non-zero attention scales (gamma, zero at
+    initialisation) and small non-zero deformable offsets (their layers start at zero). In place."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(0.1)
+            elif ".offset_fc.4." in name or ".conv_offset." in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 1e-3)

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from siamattn_ros.model import build_model, prepare_for_inference
+from siamattn_ros.testing.checkpoints import activate_random_paths
 
 PARITY_TOL = 1e-4
 
@@ -42,17 +43,6 @@ PARITY_TOL = 1e-4
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _randomise(model: nn.Module) -> None:
-    """Non-zero attention scales and offset layers so the benchmark exercises the real data paths."""
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("gamma"):
-                p.fill_(0.1)
-            elif ".offset_fc.4." in name or ".conv_offset." in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 1e-3)
 
 
 class PlainModel:
@@ -167,7 +157,7 @@ def compare(name: str, device: torch.device, frames: int, warmup: int, fuse: boo
     """Run plain and ours side by side; print and return timings, ratio, parity and (optionally) the profile."""
     torch.manual_seed(0)
     base = build_model(name, pretrained=False)
-    _randomise(base)
+    activate_random_paths(base, seed=0)
     g = torch.Generator().manual_seed(1)
     z = torch.rand(1, 3, 127, 127, generator=g) * 255
     xs = [torch.rand(1, 3, 255, 255, generator=g) * 255 for _ in range(3)]
