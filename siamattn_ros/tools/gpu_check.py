@@ -154,11 +154,11 @@ def random_network(name: str) -> Any:
     leave out a stage. Weight values do not change the cost of any kernel, finite values do not change the path."""
     torch = _torch()
     from siamattn_ros.model import build_model
-    from siamattn_ros.tools.bench import _randomise
+    from siamattn_ros.testing.checkpoints import activate_random_paths
 
     torch.manual_seed(0)
     net = build_model(name, pretrained=False)
-    _randomise(net)
+    activate_random_paths(net, seed=0)
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
