@@ -328,7 +328,11 @@ def test_threshold_calibration_suggestion():
     # t = 0.95: on >= t 7/8, off < t 5/5 -> balanced accuracy 0.9375, the best cut
     assert s["confidence_threshold"] == 0.95 and s["balanced_accuracy"] == pytest.approx(0.938, abs=1e-3)
     assert s["lost_threshold"] == pytest.approx(np.quantile(on, 0.02), abs=1e-3)
-    assert s["hysteresis"] == pytest.approx(np.quantile(on, 0.25) - 0.95, abs=1e-3)
+    assert s["hysteresis"] == 0.0                            # 10 % of on-target frames lie below 0.95 already
+    wide_on = np.array([0.95, 0.97, 0.97, 0.98, 0.98, 0.99, 0.99, 0.99, 0.99, 0.995])
+    wide = suggest(wide_on, off)                             # cut 0.95; 90 % of on-target frames reach q10 = 0.968
+    assert wide["confidence_threshold"] == 0.95
+    assert wide["hysteresis"] == pytest.approx(np.quantile(wide_on, 0.10) - 0.95, abs=1e-3) and wide["hysteresis"] > 0
     with pytest.raises(ValueError, match="on- and off-target"):
         suggest(on, np.array([]))
 
