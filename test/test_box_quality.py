@@ -58,6 +58,28 @@ def test_quality_rois_with_the_image_extent_include_boxes_swollen_to_the_image()
         assert t == pytest.approx(_iou(r[1:], gt[0].numpy()), abs=1e-5)
 
 
+def test_quality_rois_with_scores_include_the_best_scoring_look_alike_and_the_best_proposal():
+    g = torch.Generator().manual_seed(5)
+    gt = torch.tensor([[100.0, 90.0, 160.0, 170.0]])
+    target_box = [102.0, 92.0, 158.0, 168.0]                          # IoU ~0.87 with the truth
+    look_alike = [20.0, 30.0, 80.0, 110.0]                            # same size elsewhere: IoU 0
+    background = [[5.0 * k, 200.0, 5.0 * k + 30.0, 240.0] for k in range(30)]
+    proposals = torch.tensor([[target_box, look_alike] + background])
+    scores = torch.cat([torch.tensor([[0.95, 0.9]]), torch.full((1, 30), 0.05)], 1)
+    cfg = TargetConfig(quality_per_img=16)
+    rois, target = sample_quality_rois(proposals, gt, torch.tensor([False]), cfg, g, 255, None, scores)
+    boxes = rois[:, 1:]
+    # Slots 12.. are the proposals: the look-alike first (target 0), then the tracker's own pick (target ~0.87).
+    assert boxes[12].tolist() == look_alike and target[12] == 0.0
+    assert boxes[13].tolist() == target_box and target[13] > 0.8
+    # On a negative pair the best-scoring box is the look-alike by definition: every target stays 0.
+    _, neg_target = sample_quality_rois(proposals, gt, torch.tensor([True]), cfg, g, 255, None, scores)
+    assert torch.all(neg_target == 0)
+    # Without scores the proposals are drawn at random, as before.
+    rois_random, _ = sample_quality_rois(proposals, gt, torch.tensor([False]), cfg, g, 255)
+    assert rois_random.shape == rois.shape
+
+
 def test_quality_targets_of_a_negative_pair_are_zero():
     g = torch.Generator().manual_seed(1)
     gt = torch.tensor([[100.0, 90.0, 160.0, 170.0]])

@@ -76,3 +76,30 @@ def test_two_process_ddp_gloo(tmp_path):
     rows = (Path(cfg.out_dir) / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1"]
     assert (Path(cfg.out_dir) / "model_last.pth").is_file()
+
+
+def test_fine_tuning_start_keeps_the_files_weights_and_names_what_started_fresh(tmp_path, capsys):
+    """init_checkpoint: a file with the quality head keeps it (fine-tuning the shipped model); a file without it (an
+    older model) starts that head fresh, and the log says which."""
+    head = dict(TINY_MODEL, iou_head=True)
+    from siamattn_ros.model import ModelConfig, save_checkpoint
+    with_head = build_model(ModelConfig(**head))
+    torch.manual_seed(11)
+    for p in with_head.parameters():
+        p.data.normal_(0, 0.05)
+    save_checkpoint(with_head, tmp_path / "with_head.pth")
+    older = build_model(ModelConfig(**TINY_MODEL))
+    older.load_state_dict({k: v for k, v in with_head.state_dict().items() if not k.startswith("iou_head.")})
+    save_checkpoint(older, tmp_path / "older.pth")
+    for name, fresh in (("with_head", "none"), ("older", "iou_head")):
+        model_yaml = tmp_path / "head_model.yaml"
+        model_yaml.write_text(yaml.safe_dump(head))
+        cfg = tiny_config(tmp_path, model=str(model_yaml), out_dir=str(tmp_path / f"run_{name}"), steps=1,
+                          base_lr=1e-12, end_lr=1e-12, init_checkpoint=str(tmp_path / f"{name}.pth"))
+        train(cfg)
+        assert f"initialised from {cfg.init_checkpoint} (started fresh: {fresh})" in capsys.readouterr().out
+        trained = load_model(Path(cfg.out_dir) / "model_last.pth").state_dict()
+        src = with_head.state_dict()
+        w = next(k for k in src if k.startswith("iou_head.") and k.endswith("weight"))
+        same_head = torch.allclose(trained[w].float(), src[w].float(), atol=1e-4)
+        assert same_head == (fresh == "none")

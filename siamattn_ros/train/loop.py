@@ -66,8 +66,10 @@ class TrainStep(nn.Module):
         if dummy:
             l_bbox = l_bbox * 0.0
         if m.iou_head is not None:
+            fg = torch.softmax(out["cls"].detach().float().reshape(gt.size(0), 2, -1), dim=1)[:, 1]
             qrois, qiou = sample_quality_rois(proposals.cpu(), gt.float().cpu(), batch["negative"].cpu(), c.targets,
-                                              self.generator, mc.instance_size, batch["image_box"].float().cpu())
+                                              self.generator, mc.instance_size, batch["image_box"].float().cpu(),
+                                              fg.cpu())
             l_iou = box_quality_loss(m.box_quality(qrois.to(gt.device)), qiou.to(gt.device))
         else:
             l_iou = l_cls * 0.0
@@ -149,9 +151,12 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps_this_run: Optional[i
         from siamattn_ros.model import load_checkpoint
 
         fresh = tuple(n for n in ("iou_head",) if getattr(model, n, None) is not None)
+        before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(fresh)} if fresh else {}
         load_checkpoint(model, cfg.init_checkpoint, new_modules=fresh)
+        kept = sorted({k.split(".")[0] for k, v in model.state_dict().items() if k in before and torch.equal(v, before[k])
+                       and v.is_floating_point() and v.numel() > 1})
         if rank == 0:
-            print(f"initialised from {cfg.init_checkpoint} (fresh: {', '.join(fresh) or 'none'})")
+            print(f"initialised from {cfg.init_checkpoint} (started fresh: {', '.join(kept) or 'none'})")
     model.set_deform_impl(cfg.deform_impl)
     mc = model.cfg
     targets = AnchorTargets(mc.anchor_stride, mc.anchor_ratios, mc.anchor_scales, mc.score_size, mc.instance_size,

@@ -161,7 +161,8 @@ def mask_refine_targets(masks: torch.Tensor, rois: torch.Tensor, size: int) -> t
 
 def sample_quality_rois(proposals: torch.Tensor, gt: torch.Tensor, negative: torch.Tensor, cfg: TargetConfig,
                         generator: torch.Generator, instance_size: int,
-                        image_boxes: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        image_boxes: Optional[torch.Tensor] = None,
+                        scores: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """RoIs for the box-quality head and their IoU targets, for every image of the batch.
 
     The head must rank boxes on the target above boxes that are not: so per image half the RoIs are the GT jittered
@@ -170,6 +171,10 @@ def sample_quality_rois(proposals: torch.Tensor, gt: torch.Tensor, negative: tor
     in the crop (background, look-alikes). With `image_boxes` (B, 4), the image's extent in the crop, every second
     grown box is cut to the image, as the tracker's reported box is, and the last proposal is replaced by the extent
     itself: the box that has swollen to the whole visible image, the failure on large and border-touching targets.
+    With `scores` (B, N), the RPN's foreground probability of each proposal, the first proposal is the best-scoring
+    one off the target (IoU < 0.3) and the second the best-scoring one: the boxes the tracker itself reports when it
+    has drifted to a look-alike, which random proposals (mostly plain background) almost never are. Without them
+    the head learnt to rate any object-like box highly (off-target median 0.22 -> 0.68 over model v3's fine-tune).
     Negative pairs (template of another object) have target IoU 0 everywhere.
     proposals (B, N, 4), gt (B, 4) corner boxes, negative (B,) bool -> rois (B*k, 5), targets (B*k,).
     """
@@ -194,6 +199,12 @@ def sample_quality_rois(proposals: torch.Tensor, gt: torch.Tensor, negative: tor
         centres = torch.cat([jit_c, big_c]) + torch.stack([cx, cy])
         boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], 1)
         pick = torch.randint(proposals.size(1), (n_prop,), generator=generator)
+        if scores is not None and n_prop >= 2:
+            s_i = scores[i].clone()
+            if not bool(negative[i]):
+                s_i[box_iou(proposals[i], g[None])[:, 0] >= 0.3] = -1.0
+            pick[0] = int(torch.argmax(s_i))
+            pick[1] = int(torch.argmax(scores[i]))
         boxes = torch.cat([boxes, proposals[i, pick]], 0)
         if image_boxes is not None:
             e = image_boxes[i]
