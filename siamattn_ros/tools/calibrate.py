@@ -9,6 +9,9 @@ seen both on and off the target) on sequences where the target leaves and re-ent
 splits frames into on-target (IoU >= 0.5 with the truth) and off-target (IoU == 0 or target not visible), and
 suggests:
 
+* reference_confidence (models with a box-quality head): the median over the sequences of the head's estimate of
+  the init box on the init frame; each target's confidence is then scaled to that level (TrackerConfig), and the
+  thresholds below are computed on the scaled confidence;
 * confidence_threshold: the score that best separates the two groups (maximal balanced accuracy);
 * lost_threshold: the highest score below that at most 2 % of on-target frames fall under;
 * hysteresis: at most 0.1, and small enough that 90 % of on-target frames can still return to TRACKING (a target
@@ -49,6 +52,16 @@ def collect(tracker, sequences) -> Tuple[np.ndarray, np.ndarray, List[list]]:
             seq_rows.append((r.state, iou >= 0.5, iou == 0.0, iou if np.isfinite(box).all() else None))
         rows.append(seq_rows)
     return np.array(on), np.array(off), rows
+
+
+def reference_level(tracker, sequences) -> float:
+    """Median over the sequences of the quality head's estimate of the init box on the init frame (NaN without a
+    head)."""
+    levels = []
+    for seq in sequences:
+        tracker.init(seq.frames[0], seq.boxes_xywh[0])
+        levels.append(tracker.init_quality)
+    return float(np.median(levels)) if levels else float("nan")
 
 
 def _mean_iou(rows: List[list]) -> float:
@@ -106,6 +119,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         spec = SequenceSpec(num_frames=args.frames, width=480, height=360, leave_reenter=True, occlusion=True,
                             distractor=True)
         seqs = [make_sequence(spec, seed=args.seed + i) for i in range(args.sequences)]
+    if tracker.has_quality_head and not args.use:
+        ref = round(reference_level(tracker, seqs), 3)
+        print(f"reference_confidence: {ref} (median init-box quality over {len(seqs)} sequences)")
+        base = base.replace(reference_confidence=ref)
     if args.use:
         vals = [float(v) for v in args.use.split(",")]
         if len(vals) != 3:
@@ -121,6 +138,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{name} frames: {v.size}, scores {qs}")
         s = suggest(on, off)
         print(f"suggested (balanced accuracy {s.pop('balanced_accuracy')}):")
+        if tracker.has_quality_head:
+            s["reference_confidence"] = base.reference_confidence
         for k, v in s.items():
             print(f"{k}: {v}")
     if args.verify:

@@ -72,6 +72,13 @@ class TrackerConfig(YamlConfig):
     # the previous size for the size to change. The head's ratings of boxes 10 % apart in size are within its noise,
     # and a refinement that overshoots a little on every frame would otherwise ratchet the size up frame by frame.
     quality_margin: float = 0.0
+    # Per-target confidence scale (0 = off). The head's estimate for a correct box depends on the target: a 45x17 px
+    # target in a 176x144 stream scores ~0.54, a pedestrian in 768x576 ~0.74, so one fixed threshold declares the
+    # first LOST while the box is still right (and LOST holds the state). With a value r > 0 each init measures the
+    # head's estimate of the init box on the init frame (r0, where the box is right by definition) and the published
+    # confidence becomes min(1, quality * r / r0), the factor r / r0 kept within [2/3, 1.5]: thresholds then mean the
+    # same for every target. r is the model's typical r0 (`tools.calibrate` prints it).
+    reference_confidence: float = 0.0
     # --- speed -----------------------------------------------------------------------------------------------------
     # Capture the fixed-shape part (network + decode + box refinement, and the mask head) in CUDA graphs on CUDA.
     cuda_graph: bool = True
@@ -93,6 +100,7 @@ class TrackerConfig(YamlConfig):
             unit(name)
         unit("hysteresis", 0.0, 1.0)
         unit("quality_margin", 0.0, 1.0)
+        unit("reference_confidence", 0.0, 1.0)
         unit("penalty_k", 0.0, 10.0)
         unit("context_amount", 0.0, 10.0)
         unit("lost_search_step", 0.1, 2.0)

@@ -11,6 +11,7 @@ CPU test suite runs these steps on fake CUDA tensors instead (siamattn_ros.tools
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -235,6 +236,20 @@ class Tracker:
         (cx, cy), (w, h) = self._center, self._size
         return np.array([cx - w / 2.0, cy - h / 2.0, w, h], np.float64)
 
+    @property
+    def init_quality(self) -> float:
+        """The box-quality head's estimate of the init box on the init frame (NaN before init() or without the head):
+        this target's on-target confidence level, the r0 of TrackerConfig.reference_confidence."""
+        return self._init_quality
+
+    def confidence_scale(self, cfg: Optional[TrackerConfig] = None) -> float:
+        """The factor the published confidence gets: reference_confidence / init_quality within [2/3, 1.5], 1 when
+        reference_confidence is 0 or there is no init quality."""
+        cfg = cfg or self.config
+        if cfg.reference_confidence <= 0 or not math.isfinite(self._init_quality) or self._init_quality <= 0:
+            return 1.0
+        return min(max(cfg.reference_confidence / self._init_quality, 2.0 / 3.0), 1.5)
+
     def reset(self) -> None:
         """Forget the target (track() raises until the next init())."""
         self._center: Optional[Tuple[float, float]] = None
@@ -243,6 +258,7 @@ class Tracker:
         self._frame_size: Tuple[int, int] = (0, 0)
         self._frames = 0
         self._lost_scan_step = 0  # frames spent LOST so far: the position in the LOST scan
+        self._init_quality = float("nan")  # the head's estimate of the init box on the init frame
         self._sm.reset()
         self._graphs = {}
 
@@ -270,6 +286,8 @@ class Tracker:
         z = self._crop(image, self._center, s_z, self.exemplar_size)
         with self._autocast():
             self.model.template(z)
+        if self.has_quality_head:
+            self._init_quality = self._quality_at_init(image, width, height)
         self._init_id += 1
         if self._cuda and self.config.cuda_graph and not self._graph_failed:
             self._capture_graphs()
@@ -304,6 +322,9 @@ class Tracker:
             timings["network"] = (t2 - t1) * 1e3
             timings["decode"] = 0.0
 
+        scale = self.confidence_scale(cfg)
+        if scale != 1.0 and found.finite:
+            found = dataclasses.replace(found, confidence=min(1.0, found.confidence * scale))
         self.last_score = found.score
         state = self._sm.update(found.confidence, cfg)
         self._update_state(found, window, state, cfg, width, height)
@@ -367,6 +388,18 @@ class Tracker:
         else:
             out = self._search_step(x, params, timings)
         return SearchResult.from_device(out, self.has_quality_head)
+
+    def _quality_at_init(self, image: np.ndarray, width: int, height: int) -> float:
+        """The head's estimate of the init box in the search crop of the init frame (eager: once per init)."""
+        window = self._search_window(TrackState.TRACKING, self.config, width, height)
+        x = self._crop(image, window.center, window.side, self.instance_size)
+        w, h = self._size[0] * window.scale_z, self._size[1] * window.scale_z
+        c = (self.instance_size - 1) / 2.0  # the state's centre maps to the crop's centre
+        roi = torch.tensor([[0.0, c - w / 2, c - h / 2, c + w / 2, c + h / 2]], device=self.device)
+        with self._autocast():
+            self.model.track(x)
+            q = torch.sigmoid(self.model.box_quality(roi).float())
+        return float(q)
 
     def _update_state(self, found: SearchResult, window: SearchWindow, state: TrackState, cfg: TrackerConfig,
                       width: int, height: int) -> None:
