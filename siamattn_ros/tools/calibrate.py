@@ -9,9 +9,10 @@ seen both on and off the target) on sequences where the target leaves and re-ent
 splits frames into on-target (IoU >= 0.5 with the truth) and off-target (IoU == 0 or target not visible), and
 suggests:
 
-* reference_confidence (models with a box-quality head): the median over the sequences of the head's estimate of
-  the init box on the init frame; each target's confidence is then scaled to that level (TrackerConfig), and the
-  thresholds below are computed on the scaled confidence;
+* with --reference (models with a box-quality head): reference_confidence, the median over the sequences of the
+  head's estimate of the init box on the init frame; each target's confidence is then scaled to that level
+  (TrackerConfig.reference_confidence), and the thresholds below are computed on the scaled confidence. Without it
+  the preset's reference_confidence is used as it is (0: off);
 * confidence_threshold: the score that best separates the two groups (maximal balanced accuracy);
 * lost_threshold: the highest score below that at most 2 % of on-target frames fall under;
 * hysteresis: at most 0.1, and small enough that 90 % of on-target frames can still return to TRACKING (a target
@@ -96,6 +97,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--verify", action="store_true")
+    ap.add_argument("--reference", action="store_true",
+                    help="also suggest reference_confidence (per-target confidence scale; quality-head models)")
     ap.add_argument("--use", default=None, metavar="CONF,LOST,HYST",
                     help="verify these thresholds instead of the suggested ones")
     args = ap.parse_args(argv)
@@ -119,7 +122,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         spec = SequenceSpec(num_frames=args.frames, width=480, height=360, leave_reenter=True, occlusion=True,
                             distractor=True)
         seqs = [make_sequence(spec, seed=args.seed + i) for i in range(args.sequences)]
-    if tracker.has_quality_head and not args.use:
+    if args.reference and not tracker.has_quality_head:
+        raise SystemExit(f"--reference needs a model with a box-quality head; {args.model} has none")
+    if args.reference and not args.use:
         ref = round(reference_level(tracker, seqs), 3)
         print(f"reference_confidence: {ref} (median init-box quality over {len(seqs)} sequences)")
         base = base.replace(reference_confidence=ref)
@@ -138,7 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{name} frames: {v.size}, scores {qs}")
         s = suggest(on, off)
         print(f"suggested (balanced accuracy {s.pop('balanced_accuracy')}):")
-        if tracker.has_quality_head:
+        if base.reference_confidence > 0:
             s["reference_confidence"] = base.reference_confidence
         for k, v in s.items():
             print(f"{k}: {v}")
