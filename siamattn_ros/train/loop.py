@@ -153,10 +153,11 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps_this_run: Optional[i
         fresh = tuple(n for n in ("iou_head",) if getattr(model, n, None) is not None)
         before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(fresh)} if fresh else {}
         load_checkpoint(model, cfg.init_checkpoint, new_modules=fresh)
-        kept = sorted({k.split(".")[0] for k, v in model.state_dict().items() if k in before and torch.equal(v, before[k])
-                       and v.is_floating_point() and v.numel() > 1})
+        # A module whose weights the file did not replace kept its initial ones: it starts fresh.
+        unchanged = sorted({k.split(".")[0] for k, v in model.state_dict().items()
+                            if k in before and v.is_floating_point() and v.numel() > 1 and torch.equal(v, before[k])})
         if rank == 0:
-            print(f"initialised from {cfg.init_checkpoint} (started fresh: {', '.join(kept) or 'none'})")
+            print(f"initialised from {cfg.init_checkpoint} (started fresh: {', '.join(unchanged) or 'none'})")
     model.set_deform_impl(cfg.deform_impl)
     mc = model.cfg
     targets = AnchorTargets(mc.anchor_stride, mc.anchor_ratios, mc.anchor_scales, mc.score_size, mc.instance_size,
