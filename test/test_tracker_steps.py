@@ -327,7 +327,12 @@ def test_threshold_calibration_suggestion():
     s = suggest(on, off)
     # t = 0.95: on >= t 7/8, off < t 5/5 -> balanced accuracy 0.9375, the best cut
     assert s["confidence_threshold"] == 0.95 and s["balanced_accuracy"] == pytest.approx(0.938, abs=1e-3)
-    assert s["lost_threshold"] == pytest.approx(np.quantile(on, 0.02), abs=1e-3)
+    # LOST halfway between a typical wrong frame and a poor right one: (0.6 + q5 0.9175) / 2, under q2 and the cut.
+    assert s["lost_threshold"] == pytest.approx((np.median(off) + np.quantile(on, 0.05)) / 2, abs=1e-3)
+    assert s["lost_threshold"] < np.quantile(on, 0.02)
+    close = suggest(on, np.array([0.1, 0.91, 0.92, 0.93, 0.94]))  # wrong frames scored like right ones: q2 binds
+    assert close["lost_threshold"] == pytest.approx(min(np.quantile(on, 0.02), close["confidence_threshold"]),
+                                                    abs=1e-3)
     assert s["hysteresis"] == 0.0                            # 10 % of on-target frames lie below 0.95 already
     wide_on = np.array([0.95, 0.97, 0.97, 0.98, 0.98, 0.99, 0.99, 0.99, 0.99, 0.995])
     wide = suggest(wide_on, off)                             # cut 0.95; 90 % of on-target frames reach q10 = 0.968

@@ -14,7 +14,11 @@ suggests:
   (TrackerConfig.reference_confidence), and the thresholds below are computed on the scaled confidence. Without it
   the preset's reference_confidence is used as it is (0: off);
 * confidence_threshold: the score that best separates the two groups (maximal balanced accuracy);
-* lost_threshold: the highest score below that at most 2 % of on-target frames fall under;
+* lost_threshold: halfway between a typical wrong frame (off-target median) and a poor right one (on-target q5),
+  and not above the 2 % quantile of on-target frames or confidence_threshold. A frame under it does not move the
+  state and LOST holds it, so a false LOST costs the track while a late one costs a few frames; and the on-target
+  level differs between targets (a tiny target in a low-resolution stream scores lower than the calibration
+  sequences' targets), so LOST needs a clear drop, not the first frame under the on-target range;
 * hysteresis: at most 0.1, and small enough that 90 % of on-target frames can still return to TRACKING (a target
   coming back into view is partly visible and scores lower).
 
@@ -76,7 +80,7 @@ def suggest(on: np.ndarray, off: np.ndarray) -> Dict[str, float]:
     cands = np.unique(np.concatenate((on, off)))
     bal = [((on >= t).mean() + (off < t).mean()) / 2 for t in cands]
     conf = float(cands[int(np.argmax(bal))])
-    lost = float(min(conf, np.quantile(on, 0.02)))
+    lost = float(min(conf, np.quantile(on, 0.02), (np.median(off) + np.quantile(on, 0.05)) / 2))
     # A target coming back into view is partly visible and scores below the fully visible one: the recovery level
     # (confidence_threshold + hysteresis) stays within reach of 90 % of on-target frames.
     hyst = float(np.clip(np.quantile(on, 0.10) - conf, 0.0, 0.1))
