@@ -39,8 +39,9 @@ def test_init_quality_is_the_heads_estimate_of_the_init_box(trackers):
     frames, boxes = _frames()
     assert not plain.initialized and np.isnan(plain.init_quality)  # NaN before any init
     plain.init(frames[0], boxes[0])
-    q = plain.init_quality
-    assert 0.0 < q < 1.0
+    assert np.isnan(plain.init_quality)          # reference_confidence 0: init() spends no extra network pass
+    q = plain.measure_init_quality(frames[0])
+    assert 0.0 < q < 1.0 and plain.init_quality == q
     # Independently: the init frame's search crop centred on the target, the box at the crop's centre.
     m = plain.model
     s_z = plain._context_side(1.0)
@@ -62,7 +63,8 @@ def test_published_confidence_is_scaled_by_reference_over_init_quality(trackers,
     scaled.config = scaled.config.replace(reference_confidence=reference, **common)
     frames, boxes = _frames()
     plain.init(frames[0], boxes[0])
-    scaled.init(frames[0], boxes[0])
+    plain.measure_init_quality(frames[0])
+    scaled.init(frames[0], boxes[0])             # measures it itself (reference_confidence > 0)
     assert scaled.init_quality == pytest.approx(plain.init_quality, abs=1e-6)
     factor = min(max(reference / plain.init_quality, 2 / 3), 1.5)
     assert scaled.confidence_scale() == pytest.approx(factor) and plain.confidence_scale() == 1.0
@@ -85,8 +87,17 @@ def test_reference_level_is_the_median_init_quality(trackers):
     levels = []
     for s in seqs:
         plain.init(s.frames[0], s.boxes_xywh[0])
-        levels.append(plain.init_quality)
+        levels.append(plain.measure_init_quality(s.frames[0]))
     assert reference_level(plain, seqs) == pytest.approx(float(np.median(levels)))
+
+
+def test_measure_init_quality_only_right_after_init(trackers):
+    plain, _, _ = trackers
+    frames, boxes = _frames()
+    plain.init(frames[0], boxes[0])
+    plain.track(frames[1], want_mask=False)
+    with pytest.raises(RuntimeError, match="must follow init"):
+        plain.measure_init_quality(frames[1])
 
 
 def test_reference_confidence_is_validated():

@@ -65,7 +65,7 @@ def reference_level(tracker, sequences) -> float:
     levels = []
     for seq in sequences:
         tracker.init(seq.frames[0], seq.boxes_xywh[0])
-        levels.append(tracker.init_quality)
+        levels.append(tracker.measure_init_quality(seq.frames[0]))
     return float(np.median(levels)) if levels else float("nan")
 
 

@@ -77,7 +77,8 @@ class TrackerConfig(YamlConfig):
     # first LOST while the box is still right (and LOST holds the state). With a value r > 0 each init measures the
     # head's estimate of the init box on the init frame (r0, where the box is right by definition) and the published
     # confidence becomes min(1, quality * r / r0), the factor r / r0 kept within [2/3, 1.5]: thresholds then mean the
-    # same for every target. r is the model's typical r0 (`tools.calibrate --reference` prints it).
+    # same for every target (at the price of one more network pass per init: ~110 ms on one CPU core for the
+    # embedded model). r is the model's typical r0 (`tools.calibrate --reference` prints it).
     reference_confidence: float = 0.0
     # --- speed -----------------------------------------------------------------------------------------------------
     # Capture the fixed-shape part (network + decode + box refinement, and the mask head) in CUDA graphs on CUDA.

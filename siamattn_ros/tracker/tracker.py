@@ -238,8 +238,9 @@ class Tracker:
 
     @property
     def init_quality(self) -> float:
-        """The box-quality head's estimate of the init box on the init frame (NaN before init() or without the head):
-        this target's on-target confidence level, the r0 of TrackerConfig.reference_confidence."""
+        """The box-quality head's estimate of the init box on the init frame (NaN until measured: init() measures it
+        when reference_confidence > 0, else measure_init_quality()): this target's on-target confidence level, the
+        r0 of TrackerConfig.reference_confidence."""
         return self._init_quality
 
     def confidence_scale(self, cfg: Optional[TrackerConfig] = None) -> float:
@@ -286,8 +287,8 @@ class Tracker:
         z = self._crop(image, self._center, s_z, self.exemplar_size)
         with self._autocast():
             self.model.template(z)
-        if self.has_quality_head:
-            self._init_quality = self._quality_at_init(image, width, height)
+        if self.has_quality_head and self.config.reference_confidence > 0:
+            self.measure_init_quality(image)  # one more network pass: only when the scale is used
         self._init_id += 1
         if self._cuda and self.config.cuda_graph and not self._graph_failed:
             self._capture_graphs()
@@ -389,8 +390,16 @@ class Tracker:
             out = self._search_step(x, params, timings)
         return SearchResult.from_device(out, self.has_quality_head)
 
-    def _quality_at_init(self, image: np.ndarray, width: int, height: int) -> float:
-        """The head's estimate of the init box in the search crop of the init frame (eager: once per init)."""
+    @torch.inference_mode()
+    def measure_init_quality(self, image: np.ndarray) -> float:
+        """The head's estimate of the init box in the search crop of the init frame: call right after init() with
+        the same image (init() does it itself when reference_confidence > 0). Stored as init_quality."""
+        if not self.has_quality_head:
+            raise RuntimeError("measure_init_quality needs a model with a box-quality head (ModelConfig.iou_head)")
+        if not self.initialized or self._frames:
+            raise RuntimeError("measure_init_quality must follow init() directly (the state must be the init box)")
+        image = check_image(image)
+        height, width = image.shape[:2]
         window = self._search_window(TrackState.TRACKING, self.config, width, height)
         x = self._crop(image, window.center, window.side, self.instance_size)
         w, h = self._size[0] * window.scale_z, self._size[1] * window.scale_z
@@ -399,7 +408,8 @@ class Tracker:
         with self._autocast():
             self.model.track(x)
             q = torch.sigmoid(self.model.box_quality(roi).float())
-        return float(q)
+        self._init_quality = float(q)
+        return self._init_quality
 
     def _update_state(self, found: SearchResult, window: SearchWindow, state: TrackState, cfg: TrackerConfig,
                       width: int, height: int) -> None:
