@@ -60,8 +60,8 @@ def collect(tracker, sequences) -> Tuple[np.ndarray, np.ndarray, List[list]]:
 
 
 def reference_level(tracker, sequences) -> float:
-    """Median over the sequences of the quality head's estimate of the init box on the init frame (NaN without a
-    head)."""
+    """Median over the sequences of the quality head's estimate of the init box on the init frame (the tracker's
+    model must have the head; NaN for no sequences)."""
     levels = []
     for seq in sequences:
         tracker.init(seq.frames[0], seq.boxes_xywh[0])
