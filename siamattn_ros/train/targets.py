@@ -173,8 +173,8 @@ def sample_quality_rois(proposals: torch.Tensor, gt: torch.Tensor, negative: tor
     itself: the box that has swollen to the whole visible image, the failure on large and border-touching targets.
     With `scores` (B, N), the RPN's foreground probability of each proposal, the first proposal is the best-scoring
     one off the target (IoU < 0.3) and the second the best-scoring one: the boxes the tracker itself reports when it
-    has drifted to a look-alike, which random proposals (mostly plain background) almost never are. Without them
-    the head learnt to rate any object-like box highly (off-target median 0.22 -> 0.68 over model v3's fine-tune).
+    has drifted to a look-alike, which random proposals (mostly plain background) almost never are. (Tried against
+    the head's drift on real footage over model v3's fine-tune; it did not stop it: docs/MODEL_CARD.md, version 4.)
     Negative pairs (template of another object) have target IoU 0 everywhere.
     proposals (B, N, 4), gt (B, 4) corner boxes, negative (B,) bool -> rois (B*k, 5), targets (B*k,).
     """
