@@ -177,6 +177,49 @@ def test_thresholds_are_checked_as_the_resulting_combination_and_the_reason_says
     assert params.tracker_config(preset, preset, {"confidence_threshold": 1}).confidence_threshold == 1.0
 
 
+@pytest.mark.parametrize("deferred", [False, True], ids=["pre_set_callback", "humble_write_back"])
+def test_preset_sentinel_is_replaced_by_the_value_in_force(deferred):
+    """Setting -1 ("from the preset") leaves the preset's value stored, so `ros2 param get` shows what is in force;
+    both the Iron+ path (pre-set callback) and Humble's (write-back thread) run here on a real rclpy node."""
+    import time
+
+    import rclpy
+    from rcl_interfaces.msg import SetParametersResult
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = Node("preset_sentinels_test", context=context)
+        node.declare_parameter("confidence_threshold", 0.7)
+        node.declare_parameter("lost_threshold", 0.4)
+        in_force = {"confidence_threshold": 0.613, "lost_threshold": 0.447}
+        sentinels = params.PresetSentinels(node, in_force.__getitem__, deferred=deferred)
+        seen: list[dict] = []
+
+        def on_set(parameters: list) -> SetParametersResult:
+            changes = {p.name: p.value for p in parameters}
+            seen.append(changes)
+            sentinels.after_set({k: in_force[k] for k, v in changes.items() if params.uses_preset(k, v)})
+            return SetParametersResult(successful=True)
+
+        node.add_on_set_parameters_callback(on_set)
+        assert all(r.successful for r in node.set_parameters([Parameter("confidence_threshold", value=-1.0),
+                                                              Parameter("lost_threshold", value=0.3)]))
+        end = time.monotonic() + 5.0
+        while node.get_parameter("confidence_threshold").value != 0.613 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert node.get_parameter("confidence_threshold").value == 0.613
+        assert node.get_parameter("lost_threshold").value == 0.3
+        # The validating callback sees the sentinel only on the deferred path, then the value in force.
+        conf_seen = [c["confidence_threshold"] for c in seen if "confidence_threshold" in c]
+        assert conf_seen == ([-1.0, 0.613] if deferred else [0.613])
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
 def test_descriptors_carry_ranges_and_read_only():
     d = params.descriptor(params.SPECS["frame_buffer_length"])
     assert not d.read_only and (d.integer_range[0].from_value, d.integer_range[0].to_value) == (1, 1000)

@@ -164,3 +164,52 @@ def descriptor(spec: ParamSpec) -> Any:
             desc.integer_range = [IntegerRange(
                 from_value=int(spec.min_value), to_value=int(spec.max_value), step=1)]
     return desc
+
+
+class PresetSentinels:
+    """Makes `ros2 param get` show the value in force after a parameter is set to its "from the preset" default.
+
+    rclpy stores the value that was sent (-1), so something has to replace it by the preset's value. Where rclpy has
+    pre-set callbacks (Iron and later) the sentinel is replaced before validation and storage, in the same call, so
+    nothing runs afterwards. On Humble the value is written back by a short-lived thread once rclpy has stored the
+    sentinel. (An executor timer reset from the parameter service's thread was used before: rclpy's
+    MultiThreadedExecutor does not reliably wake for a timer re-armed from another thread, and in one CI run the
+    node's parameter services stopped answering after such a write-back.)
+    """
+
+    def __init__(self, node: Any, preset_value: Any, deferred: Optional[bool] = None) -> None:
+        """`preset_value(name)` gives the value in force for a sentinel; `deferred` forces the Humble path (tests)."""
+        self._node = node
+        self._preset_value = preset_value
+        self.deferred = not hasattr(node, "add_pre_set_parameters_callback") if deferred is None else deferred
+        if not self.deferred:
+            node.add_pre_set_parameters_callback(self._substitute)
+
+    def _substitute(self, parameters: list) -> list:
+        from rclpy.parameter import Parameter
+
+        return [Parameter(p.name, value=self._preset_value(p.name)) if uses_preset(p.name, p.value) else p
+                for p in parameters]
+
+    def after_set(self, values: dict[str, Value]) -> None:
+        """Called by the set-parameters callback with the in-force values of the sentinels it accepted (only the
+        Humble path sees sentinels there); stores them once rclpy has stored the sentinels."""
+        if not values:
+            return
+        import threading
+
+        threading.Thread(target=self._write_back, args=(dict(values),), name="preset_sentinels", daemon=True).start()
+
+    def _write_back(self, values: dict[str, Value], timeout: float = 2.0) -> None:
+        import time
+
+        from rclpy.parameter import Parameter
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            stored = {k: self._node.get_parameter(k).value for k in values}
+            if all(uses_preset(k, v) for k, v in stored.items()):
+                self._node.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+                return
+            time.sleep(0.005)
+        # Not stored within the timeout: another set replaced the sentinel meanwhile, and that value is in force.

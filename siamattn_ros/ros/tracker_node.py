@@ -42,8 +42,8 @@ from siamattn_ros.ros.depth import DepthError, depth_metres, target_position
 from siamattn_ros.ros.diagnostics import NodeStats, build_diagnostics
 from siamattn_ros.ros.frames import Frame, FrameRing, LatestSlot, pick_fast_forward
 from siamattn_ros.ros.image_conv import ImageConversionError, decode_compressed, decode_image, to_image_msg
-from siamattn_ros.ros.params import (FROM_PRESET, PARAMS, SPECS, TRACKER_FIELDS, check_value, descriptor,
-                                     tracker_config, uses_preset)
+from siamattn_ros.ros.params import (FROM_PRESET, PARAMS, SPECS, TRACKER_FIELDS, PresetSentinels, check_value,
+                                     descriptor, tracker_config, uses_preset)
 from siamattn_ros.ros.qos import image_qos, init_qos, output_qos
 from siamattn_ros.srv import InitTrack
 from siamattn_ros.tracker.overlay import STATE_COLORS, draw_overlay
@@ -122,6 +122,7 @@ class TrackerNode(Node):
         self._depth_filters = _import_message_filters() if self._params["depth_enabled"] else None
         self._device = resolve_device(self._params["device"])
         self._tracker = self._build_tracker()
+        self._sentinels = PresetSentinels(self, lambda name: getattr(self._preset, name))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         # State shared with the worker. _generation changes on every reset: results computed for an older
@@ -141,10 +142,6 @@ class TrackerNode(Node):
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._control_group = ReentrantCallbackGroup()
         self._diag_group = MutuallyExclusiveCallbackGroup()
-        self._in_force_lock = threading.Lock()
-        self._in_force_pending: dict[str, Any] = {}
-        self._in_force_timer = self.create_timer(0.02, self._store_in_force, callback_group=self._diag_group)
-        self._in_force_timer.cancel()
         self._result_pub = self.create_publisher(TrackResultMsg, TOPIC_RESULT, output_qos(10))
         self._mask_pub = self.create_publisher(Image, TOPIC_MASK, output_qos(2))
         self._overlay_pub = self.create_publisher(Image, TOPIC_OVERLAY, output_qos(2))
@@ -257,12 +254,9 @@ class TrackerNode(Node):
                 self._tracker.set_params(**{k: getattr(cfg, k) for k in tracker_changes})
             except ValueError as exc:
                 return self._reject(str(exc))
-            # "-1 / 0" restores the preset's value; rclpy stores what was sent, so set the value in force after
-            # this callback returns, for `ros2 param get` to show it.
-            restored = {k: getattr(cfg, k) for k, v in tracker_changes.items() if uses_preset(k, v)}
+            # "-1 / 0" restores the preset's value (PresetSentinels makes `ros2 param get` show it).
+            self._sentinels.after_set({k: getattr(cfg, k) for k, v in tracker_changes.items() if uses_preset(k, v)})
             changes.update({k: getattr(cfg, k) for k in tracker_changes})
-            if restored:
-                self._publish_in_force(restored)
         if "frame_buffer_length" in changes:
             self._ring.resize(int(changes["frame_buffer_length"]))
         self._params.update({k: v for k, v in changes.items() if k in SPECS})
@@ -272,20 +266,6 @@ class TrackerNode(Node):
     def _reject(self, reason: str) -> SetParametersResult:
         self.get_logger().warning(f"parameter change rejected: {reason}")
         return SetParametersResult(successful=False, reason=reason)
-
-    def _publish_in_force(self, values: dict) -> None:
-        """Store `values` as the parameters' values once the current set_parameters call is over (a one-shot of
-        the `_in_force_timer`; rclpy does not let a set-parameters callback change the value being set)."""
-        with self._in_force_lock:
-            self._in_force_pending.update(values)
-        self._in_force_timer.reset()
-
-    def _store_in_force(self) -> None:
-        self._in_force_timer.cancel()
-        with self._in_force_lock:
-            values, self._in_force_pending = self._in_force_pending, {}
-        if values:
-            self.set_parameters([Parameter(k, value=v) for k, v in values.items()])
 
     def _thresholds(self) -> tuple[float, float]:
         return float(self._params["confidence_threshold"]), float(self._params["lost_threshold"])
