@@ -11,7 +11,7 @@ from torch import nn
 
 from siamattn_ros.model import ModelConfig, build_model, embedded_config, prepare_for_inference
 from siamattn_ros.model.fusion import resize_bilinear_ac
-from siamattn_ros.model.inference import OneDnnConv2d, StrideKernelDeconv, speed_up_cpu
+from siamattn_ros.model.inference import FrozenGraph, OneDnnConv2d, StrideKernelDeconv, speed_up_cpu
 from siamattn_ros.model.winograd import WinogradConv2d, transform_weight, winograd_conv3x3
 from siamattn_ros.testing.checkpoints import activate_random_paths
 
@@ -78,6 +78,51 @@ def test_onednn_conv_and_stride_kernel_deconv_equal_pytorch():
         StrideKernelDeconv(nn.ConvTranspose2d(4, 4, 4, stride=2))
 
 
+@pytest.mark.parametrize("b,c,size", [(1, 64, 31), (2, 16, 17), (1, 8, 11)])
+def test_blocked_spatial_attention_equals_the_whole_softmax(b, c, size):
+    """The CPU inference path's attention over blocks of query positions (31×31 = 961 = 7 full blocks + 65; 17×17
+    = 289 with a batch of 2; 11×11 = 121 below one block) against the whole-matrix softmax of the training path."""
+    from siamattn_ros.model.dsa import SpatialSelfAttention
+
+    att = SpatialSelfAttention(c, 8).eval()
+    _randomise(att, size)
+    x = torch.randn(b, c, size, size, generator=torch.Generator().manual_seed(size))
+    with torch.no_grad():
+        ref = att.attend(x)
+        att.blocked = True
+        out = att.attend(x)
+    assert out.shape == ref.shape and _rel(out, ref) < 1e-5
+    att.blocked = True
+    with torch.enable_grad():  # autograd: the whole-matrix path
+        y = att.attend(x.requires_grad_())
+    assert y.grad_fn is not None and _rel(y.detach(), ref) < 1e-6
+
+
+def test_frozen_graph_equals_the_eager_backbone_per_shape_and_falls_back():
+    """The MobileNetV2 backbone as a frozen oneDNN TorchScript graph: same outputs as eager, one graph per input
+    shape (template and search crops), built under inference_mode too; eager wherever autograd or training is on."""
+    bb = build_model("siamattn_mnv2", pretrained=False).backbone.eval()
+    _randomise(bb, 5)
+    frozen = FrozenGraph(copy.deepcopy(bb))
+    assert not frozen.training
+    g = torch.Generator().manual_seed(3)
+    for size in (127, 255, 127):
+        x = torch.rand(1, 3, size, size, generator=g) * 255
+        with torch.inference_mode():
+            ref, out = bb(x), frozen(x)
+        assert len(out) == len(ref) == 5
+        for a, b in zip(out, ref):
+            assert a.shape == b.shape and _rel(a, b) < 1e-5
+    assert sorted(k[0][2] for k in frozen._graphs) == [127, 255]
+    assert all(isinstance(gr, torch.jit.ScriptModule) for gr in frozen._graphs.values())
+    x = torch.rand(1, 3, 127, 127, generator=g, requires_grad=True) * 255
+    out = frozen(x)  # autograd on: the eager module, so gradients flow
+    out[-1].sum().backward()
+    assert out[-1].grad_fn is not None
+    frozen.clear()
+    assert not frozen._graphs
+
+
 @pytest.mark.parametrize("src,dst", [((31, 31), (63, 63)), ((7, 12), (20, 5)), ((1, 4), (3, 9))])
 def test_separable_resize_equals_interpolate(src, dst):
     x = torch.rand(2, 3, *src, generator=torch.Generator().manual_seed(0))
@@ -130,9 +175,12 @@ def test_prepared_model_matches_plain_model(cfg):
     ref = _outputs(plain, z, xs, rois)
     prepare_for_inference(net, "cpu")
     kinds = {type(m) for m in net.modules()}
-    assert OneDnnConv2d in kinds and StrideKernelDeconv in kinds
-    if cfg == "wide":
-        assert WinogradConv2d in kinds and net.feature_fusion.lateral_before_resize
+    assert StrideKernelDeconv in kinds and FrozenGraph in kinds
+    assert all(p.blocked for p in net.feature_enhance.pams)
+    if cfg == "wide":  # oneDNN convs only from ONEDNN_MIN_IN_CHANNELS input channels up
+        assert WinogradConv2d in kinds and OneDnnConv2d in kinds and net.feature_fusion.lateral_before_resize
+    else:
+        assert OneDnnConv2d not in kinds
     out = _outputs(net, z, xs, rois)
     for frame_out, frame_ref in zip(out, ref):
         for a, b in zip(frame_out, frame_ref):

@@ -8,6 +8,7 @@ import torch
 from torchvision.ops import deform_conv2d
 
 from siamattn_ros.model import ModelConfig, build_model, embedded_config, paper_config, prepare_for_inference
+from siamattn_ros.model.inference import FrozenGraph
 from siamattn_ros.model.deform_conv import deform_conv2d_grid_sample
 from siamattn_ros.model.dsa import FeatureEnhance
 from siamattn_ros.model.mobilenet import imagenet_weights_path
@@ -205,8 +206,8 @@ def test_prepare_for_inference_keeps_outputs(model):
         ref_box, ref_mask = m.bbox_refine(rois), m.mask_refine(rois)
         prepare_for_inference(m, "cpu")
         assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules())
-        assert m.backbone.normalize_input is False  # folded into the stem conv
-        assert m.backbone.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert isinstance(m.backbone, FrozenGraph)  # run as a oneDNN-optimised TorchScript graph on the CPU
+        assert m.backbone.module.normalize_input is False  # folded into the stem conv
         m.set_deform_impl("auto")
         m.template(z)
         out = m.track(x)

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
+from siamattn_ros.model.conv_wrapper import ONEDNN_MIN_IN_CHANNELS
+
 DEFORM_IMPLS = ("auto", "torchvision", "grid_sample", "conv_first")
 
 
@@ -56,8 +58,8 @@ def deform_conv2d_conv_first(x: torch.Tensor, offset: torch.Tensor, weight: torc
     """Same result as deform_conv2d_grid_sample, in the other order: bilinear sampling (zero outside) is linear, so
     sampling x and then applying tap k's weights equals applying them first (one 1×1 conv to 9·C_out channels) and
     sampling each tap's C_out-channel map at that tap's positions, then summing the 9 taps. The GEMM runs as a
-    oneDNN 1×1 conv and the samples land contiguously: ~1.4x faster on one CPU thread for the 31×31 search maps
-    (forward only; slower for 7×7 templates)."""
+    1×1 conv (oneDNN's from ONEDNN_MIN_IN_CHANNELS input channels up) and the samples land contiguously: ~1.4x
+    faster on one CPU thread for the 31×31 search maps (forward only; slower for 7×7 templates)."""
     b, c, h, w = x.shape
     cout, cin, kh, kw = weight.shape
     k = kh * kw
@@ -65,7 +67,8 @@ def deform_conv2d_conv_first(x: torch.Tensor, offset: torch.Tensor, weight: torc
         raise ValueError(f"conv-first deformable conv: input {tuple(x.shape)}, offset {tuple(offset.shape)}, "
                          f"weight {tuple(weight.shape)} (stride 1, maps of at least 2×2)")
     wk = weight.permute(2, 3, 0, 1).reshape(k * cout, c, 1, 1)  # tap-major output channels
-    if x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled():
+    if x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled() \
+            and c >= ONEDNN_MIN_IN_CHANNELS:
         y = torch.mkldnn_convolution(x, wk.contiguous(), None, [0, 0], [1, 1], [1, 1], 1)
     else:
         y = F.conv2d(x, wk)
