@@ -119,7 +119,17 @@ def test_frozen_graph_equals_the_eager_backbone_per_shape_and_falls_back():
     out = frozen(x)  # autograd on: the eager module, so gradients flow
     out[-1].sum().backward()
     assert out[-1].grad_fn is not None
+    # Under a dispatch mode (FlopCounterMode: tools/gpu_check.py's cost section) it runs eagerly, so the mode sees
+    # every op and no graph is traced through the mode.
+    from torch.utils.flop_counter import FlopCounterMode
+
     frozen.clear()
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as eager_count:
+            bb(x.detach())
+        with FlopCounterMode(display=False) as frozen_count:
+            frozen(x.detach())
+    assert frozen_count.get_total_flops() == eager_count.get_total_flops() > 0
     assert not frozen._graphs
 
 

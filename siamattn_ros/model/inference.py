@@ -133,6 +133,14 @@ class StrideKernelDeconv(nn.Module):
         return y if d.bias is None else y + d.bias.view(1, -1, 1, 1)
 
 
+def _dispatch_mode_active() -> bool:
+    try:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+    except ImportError:  # a private helper: without it, assume none is active
+        return False
+    return _get_current_dispatch_mode() is not None
+
+
 class FrozenGraph(nn.Module):
     """A module run as a frozen TorchScript graph optimised for oneDNN (``torch.jit.optimize_for_inference``:
     blocked layouts kept between convs, conv + activation fused) on float32 CPU tensors without autograd.
@@ -172,7 +180,8 @@ class FrozenGraph(nn.Module):
             return None
 
     def forward(self, x: torch.Tensor):  # the wrapped module's output type
-        if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() or self.training:
+        if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled() or self.training \
+                or _dispatch_mode_active():  # e.g. FlopCounterMode: it must see (and cannot trace) the eager ops
             return self.module(x)
         graph = self._graph(x)
         return self.module(x) if graph is None else graph(x)
