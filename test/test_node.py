@@ -248,6 +248,10 @@ def test_reset_service_stops_tracking(node, driver):
     response = driver.reset()
     assert response.success
     assert driver.wait_until(lambda: any(r.state == TrackResult.STOPPED for r in driver.results[before:]), 20)
+    # The reset's own result carries the newest frame received before the call, and the service returned only once
+    # the track was stopped: the very next frame is STOPPED.
+    stopped = next(r for r in driver.results[before:] if r.state == TrackResult.STOPPED)
+    assert stopped.header == msg.header and stopped.status_message == "reset through ~/reset"
     res = driver.publish_and_wait(driver.image_msg(synthetic_frame(1)[0], clock.next()))
     assert res.state == TrackResult.STOPPED
 

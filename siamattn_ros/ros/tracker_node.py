@@ -77,7 +77,11 @@ class _InitRequest:
 
 @dataclass
 class _ResetRequest:
-    pass
+    """A queued reset; the ~/reset caller waits on done. header: that of the newest frame received when the reset
+    was asked for (its STOPPED result carries it, not that of a frame that arrived while the worker was busy)."""
+
+    header: Any
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 def resolve_device(device: str) -> str:
@@ -293,9 +297,16 @@ class TrackerNode(Node):
         return response
 
     def _on_reset(self, request: Any, response: Any) -> Any:
+        """Returns once the worker has stopped the track (like ~/init), so a caller that publishes frames after
+        the call gets STOPPED results for them, never results of the old track."""
+        latest = self._ring.latest()
+        req = _ResetRequest(header=latest.header if latest is not None else Header())
         with self._out_lock:
             self._generation += 1
-        self._enqueue(_ResetRequest())
+        self._enqueue(req)
+        if not req.done.wait(SERVICE_TIMEOUT_S):
+            response.success, response.message = False, f"reset not applied within {SERVICE_TIMEOUT_S} s"
+            return response
         response.success, response.message = True, "tracking stopped"
         return response
 
@@ -316,7 +327,10 @@ class TrackerNode(Node):
                 if self._commands:
                     command = self._commands.popleft()
                     if isinstance(command, _ResetRequest):
-                        self._do_reset()
+                        try:
+                            self._do_reset(command)
+                        finally:
+                            command.done.set()
                     else:
                         self._do_init(command)
                     continue
@@ -439,13 +453,11 @@ class TrackerNode(Node):
             self._warn_throttled(f"depth skipped: {exc}")
             return None
 
-    def _do_reset(self) -> None:
+    def _do_reset(self, req: _ResetRequest) -> None:
         was = self._tracker.initialized
         self._tracker.reset()
         self._track_size = None
-        latest = self._ring.latest()
-        header = latest.header if latest is not None else Header()
-        self._publish_status(header, TrackState.STOPPED, "reset through ~/reset")
+        self._publish_status(req.header, TrackState.STOPPED, "reset through ~/reset")
         self.get_logger().info(f"reset (was tracking: {was}, init_id {self._init_id})")
 
     def _refuse_init(self, req: _InitRequest, reason: str) -> None:
