@@ -170,11 +170,19 @@ class TrackerDriver:
     def publish_and_wait(self, msg: Any, timeout: float = 20.0, retries: int = 2) -> TrackResult:
         """Publish a frame and return the node's result for it (re-publishing if a best-effort sample was lost)."""
         stamp = stamp_to_ns(msg.header.stamp)
+        # Only results that arrive after this call count: tests reuse stamps, and an older result with the same
+        # stamp (another test's frame, or a reset's STOPPED result carrying it) must not stand in for this one.
+        with self._lock:
+            before = len(self.results)
+
+        def fresh() -> list[TrackResult]:  # called with self._lock held (wait_until holds it for the predicate)
+            return [r for r in self.results[before:] if stamp_to_ns(r.header.stamp) == stamp]
+
         for _ in range(retries + 1):
             self.publish_image(msg)
-            if self.wait_until(lambda: any(stamp_to_ns(r.header.stamp) == stamp for r in self.results),
-                               timeout / (retries + 1)):
-                return self.results_for(stamp)[-1]
+            if self.wait_until(lambda: bool(fresh()), timeout / (retries + 1)):
+                with self._lock:
+                    return fresh()[-1]
         raise TimeoutError(f"no result for frame stamp {stamp}")
 
     def publish_init(self, header: Header, box: BoundingBox2D) -> None:
@@ -185,9 +193,11 @@ class TrackerDriver:
         """Publish an InitBox (top-left x, y, w, h) stamped with `header` and wait for the INITIALIZING result of
         the frame it applies to (`frame_header`, default: `header`); True when it came."""
         want = header if frame_header is None else frame_header
+        with self._lock:
+            before = len(self.results)
         self.publish_init(header, xywh_to_box(box_xywh))
         return self.wait_until(lambda: any(r.header == want and r.state == TrackState.INITIALIZING
-                                           for r in self.results), timeout)
+                                           for r in self.results[before:]), timeout)
 
     # ------------------------------------------------------------------ services
     def _call(self, client: Any, request: Any, timeout: float) -> Any:
