@@ -9,9 +9,10 @@ from torch import nn
 
 
 # Below this many input channels PyTorch's own conv is as fast as oneDNN's or faster with one thread (oneDNN reorders
-# the weight on every call): 0.17 vs 0.30 ms for a 64->64 1x1 conv on 25x25, 1.8 vs 4.5 ms for the deformable convs'
-# 64->576 1x1 on 31x31 (the embedded model); from 256 channels up oneDNN wins (the ResNet's 1x1 convs).
-ONEDNN_MIN_IN_CHANNELS = 128
+# the weight on every call): 0.17 vs 0.30 ms for a 64->64 1x1 conv on 25x25. Whole-model A/B, same process: the
+# embedded model (<= 96 channels) with oneDNN everywhere 1.06x the time; the paper model with the limit at 0 1.04x,
+# at 128 1.02x (the 128-channel layer-2 convs), at 512 1.03x, with no oneDNN at all 1.05x, against this limit.
+ONEDNN_MIN_IN_CHANNELS = 256
 
 
 class ConvWrapper(nn.Module):
