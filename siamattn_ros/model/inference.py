@@ -133,11 +133,14 @@ class StrideKernelDeconv(nn.Module):
         return y if d.bias is None else y + d.bias.view(1, -1, 1, 1)
 
 
+try:  # a private helper (resolved once, not per frame): without it, assume no dispatch mode is ever active
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+except ImportError:  # pragma: no cover
+    def _get_current_dispatch_mode() -> None:
+        return None
+
+
 def _dispatch_mode_active() -> bool:
-    try:
-        from torch.utils._python_dispatch import _get_current_dispatch_mode
-    except ImportError:  # a private helper: without it, assume none is active
-        return False
     return _get_current_dispatch_mode() is not None
 
 

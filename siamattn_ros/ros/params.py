@@ -11,6 +11,8 @@ would result (so lost_threshold <= confidence_threshold is checked against the v
 """
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -196,13 +198,9 @@ class PresetSentinels:
         Humble path sees sentinels there); stores them once rclpy has stored the sentinels."""
         if not values:
             return
-        import threading
-
         threading.Thread(target=self._write_back, args=(dict(values),), name="preset_sentinels", daemon=True).start()
 
     def _write_back(self, values: dict[str, Value], timeout: float = 2.0) -> None:
-        import time
-
         from rclpy.parameter import Parameter
 
         end = time.monotonic() + timeout
