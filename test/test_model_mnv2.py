@@ -9,7 +9,7 @@ from torchvision.ops import deform_conv2d
 
 from siamattn_ros.model import ModelConfig, build_model, embedded_config, paper_config, prepare_for_inference
 from siamattn_ros.model.inference import FrozenGraph
-from siamattn_ros.model.deform_conv import deform_conv2d_grid_sample
+from siamattn_ros.model.deform_conv import DeformConvPack, deform_conv2d_conv_first, deform_conv2d_grid_sample
 from siamattn_ros.model.dsa import FeatureEnhance
 from siamattn_ros.model.mobilenet import imagenet_weights_path
 
@@ -175,7 +175,7 @@ def test_model_cached_track_equals_uncached(model):
         torch.testing.assert_close(cached[k], direct[k], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("size", [(7, 7), (31, 31), (1, 5)])
+@pytest.mark.parametrize("size", [(7, 7), (31, 31), (1, 5), (2, 3)])
 def test_grid_sample_deform_conv_equals_torchvision(size):
     g = torch.Generator().manual_seed(0)
     h, w = size
@@ -186,11 +186,31 @@ def test_grid_sample_deform_conv_equals_torchvision(size):
     a = deform_conv2d(x, off, weight, padding=1)
     b = deform_conv2d_grid_sample(x, off, weight, padding=1)
     torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():  # the inference path: GEMM first, then each position's 36 bilinear rows via embedding_bag
+        torch.testing.assert_close(deform_conv2d_conv_first(x, off, weight, padding=1), a, rtol=1e-10, atol=1e-10)
     gout = torch.randn(a.shape, generator=g, dtype=torch.float64)
     ga = torch.autograd.grad(a, (x, weight, off), gout)
     gb = torch.autograd.grad(b, (x, weight, off), gout)
     for u, v in zip(ga, gb):
         torch.testing.assert_close(v, u, rtol=1e-8, atol=1e-8)
+
+
+def test_conv_first_weights_follow_in_place_changes():
+    """The deformable conv keeps its GEMM operand between frames: a changed weight (load_state_dict copies in
+    place) must not leave a stale one behind."""
+    m = DeformConvPack(4, 3)
+    m.set_impl("conv_first")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 21, 21, generator=g)
+    with torch.no_grad():
+        torch.nn.init.normal_(m.conv_offset.weight, std=0.5, generator=g)
+        first = m(x)
+        m.load_state_dict({k: v * 2 if k == "weight" else v for k, v in m.state_dict().items()})
+        second = m(x)
+        m.set_impl("torchvision")
+        reference = m(x)
+    torch.testing.assert_close(second, 2 * first)
+    torch.testing.assert_close(second, reference, rtol=1e-5, atol=1e-5)
 
 
 def test_prepare_for_inference_keeps_outputs(model):

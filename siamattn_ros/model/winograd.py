@@ -85,7 +85,9 @@ class WinogradKernel:
         p = n * d * d * th * tw
         k = u.size(1)
         bk, ak = self.mats(x)
-        v = torch.mm(bk, tiles.permute(4, 7, 1, 0, 2, 5, 3, 6).reshape(t * t, c * p)).view(t * t, c, p)
+        # Gathered with the tile's t×t values innermost: a copy of runs of t·d consecutive input floats (the other
+        # order, tile index innermost, copied 1-2 floats at a time: 18 vs 2 ms for 512 channels at dilation 4).
+        v = torch.mm(bk, tiles.permute(1, 0, 2, 5, 3, 6, 4, 7).reshape(c * p, t * t).t()).view(t * t, c, p)
         prod = torch.bmm(u, v)  # (t², K, P): the multiplies
         y = torch.mm(ak, prod.view(t * t, k * p))  # (m², K·P)
         # y[a, b, k, n, r, s, i, j] -> out[n, k, d·(m·i + a) + r, d·(m·j + b) + s]
