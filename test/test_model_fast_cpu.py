@@ -11,7 +11,8 @@ from torch import nn
 
 from siamattn_ros.model import ModelConfig, build_model, embedded_config, prepare_for_inference
 from siamattn_ros.model.fusion import resize_bilinear_ac
-from siamattn_ros.model.inference import FrozenGraph, OneDnnConv2d, StrideKernelDeconv, speed_up_cpu
+from siamattn_ros.model.inference import (FrozenGraph, OneDnnConv2d, SeparableMaxPool2d, StrideKernelDeconv,
+                                          speed_up_cpu)
 from siamattn_ros.model.winograd import WinogradConv2d, transform_weight, winograd_conv3x3
 from siamattn_ros.testing.checkpoints import activate_random_paths
 
@@ -76,6 +77,22 @@ def test_onednn_conv_and_stride_kernel_deconv_equal_pytorch():
         torch.testing.assert_close(out, deconv(y), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="stride == kernel"):
         StrideKernelDeconv(nn.ConvTranspose2d(4, 4, 4, stride=2))
+
+
+@pytest.mark.parametrize("k,s,p,size", [(3, 2, 1, 125), (3, 2, 1, 10), (2, 2, 0, 9), (3, 1, 1, 7), (5, 3, 2, 17)])
+def test_separable_max_pool_equals_max_pool(k, s, p, size):
+    """Row-then-column maxima against nn.MaxPool2d: odd and even sizes, padding (negative inputs, so the -inf
+    border matters), NaN propagation; autograd and integer inputs use the wrapped pool."""
+    pool = nn.MaxPool2d(k, s, p)
+    x = torch.randn(2, 3, size, size + 1, generator=torch.Generator().manual_seed(size)) - 1.0
+    x[0, 1, size // 2, size // 3] = float("nan")
+    fast = SeparableMaxPool2d(pool)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), pool(x), equal_nan=True, rtol=0, atol=0)
+    xg = x.clone().requires_grad_()
+    assert fast(xg).grad_fn is not None
+    with pytest.raises(ValueError, match="dilation 1"):
+        SeparableMaxPool2d(nn.MaxPool2d(3, 2, 1, ceil_mode=True))
 
 
 @pytest.mark.parametrize("b,c,size", [(1, 64, 31), (2, 16, 17), (1, 8, 11)])

@@ -213,6 +213,21 @@ def test_conv_first_weights_follow_in_place_changes():
     torch.testing.assert_close(second, reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_conv_first_in_half_precision_samples_at_float32_positions(dtype):
+    """fp16 / bf16 maps (gpu_check's precision pass on the CPU): the sample positions stay float32 (fp16 cannot
+    hold 30.2 + 0.37 to the 1/100 pixel), the result is the float32 one to the storage precision."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 8, 31, 31, generator=g)
+    off = torch.randn(1, 18, 31, 31, generator=g) * 3
+    weight = torch.randn(8, 8, 3, 3, generator=g) / 8
+    with torch.no_grad():
+        ref = deform_conv2d_conv_first(x, off, weight)
+        low = deform_conv2d_conv_first(x.to(dtype), off.to(dtype), weight.to(dtype))
+    assert low.dtype == dtype
+    assert (low.float() - ref).abs().max() <= 0.03 * ref.abs().max()
+
+
 def test_prepare_for_inference_keeps_outputs(model):
     """BN + input-normalisation folding, channels-last layout and the grid_sample kernels vs the plain model."""
     m = copy.deepcopy(model).eval()

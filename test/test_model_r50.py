@@ -1,4 +1,5 @@
 """The paper model: exact key/shape match with the authors' state_dict, output shapes, gradient flow, BN folding."""
+import copy
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,26 @@ def test_bn_folding_keeps_outputs(model):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     for a, b in zip(out, ref):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * max(b.abs().max().item(), 1.0))
+
+
+def test_cpu_inference_path_keeps_backbone_outputs():
+    """The paper backbone through the CPU inference rewrites (BN folding, Winograd 3×3 convs at dilations 1 / 2 / 4,
+    oneDNN convs, the separable stem max pool) against the plain model, on a 191×191 crop (23×23 deep maps: large
+    enough for the Winograd path, half the cost of a search crop)."""
+    from siamattn_ros.model import prepare_for_inference
+    from siamattn_ros.model.inference import SeparableMaxPool2d
+    from siamattn_ros.model.resnet_atrous import ResNet50Atrous
+    from siamattn_ros.model.winograd import WinogradConv2d
+
+    torch.manual_seed(0)
+    plain = ResNet50Atrous().eval()
+    _randomise_bn(plain, 5)
+    fast = prepare_for_inference(copy.deepcopy(plain), "cpu")
+    kinds = [type(m) for m in fast.modules()]
+    assert SeparableMaxPool2d in kinds and kinds.count(WinogradConv2d) >= 9
+    x = torch.rand(1, 3, 191, 191, generator=torch.Generator().manual_seed(2)) * 255
+    with torch.inference_mode():
+        ref, out = plain(x), fast(x)
+    assert [tuple(o.shape) for o in out] == [tuple(r.shape) for r in ref]
+    for a, b in zip(out, ref):
+        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4
