@@ -87,17 +87,19 @@ class WinogradKernel:
         bk, ak = self.mats(x)
         # Gathered with the tile's t×t values innermost: a copy of runs of t·d consecutive input floats (the other
         # order, tile index innermost, copied 1-2 floats at a time: 18 vs 2 ms for 512 channels at dilation 4).
-        v = torch.mm(bk, tiles.permute(1, 0, 2, 5, 3, 6, 4, 7).reshape(c * p, t * t).t()).view(t * t, c, p)
+        # Tiles in (n, i, r, j, s) order, so that the sub-grid index s is innermost when they are un-tiled.
+        v = torch.mm(bk, tiles.permute(1, 0, 3, 2, 6, 5, 4, 7).reshape(c * p, t * t).t()).view(t * t, c, p)
         prod = torch.bmm(u, v)  # (t², K, P): the multiplies
         y = torch.mm(ak, prod.view(t * t, k * p))  # (m², K·P)
-        # y[a, b, k, n, r, s, i, j] -> out[n, k, d·(m·i + a) + r, d·(m·j + b) + s]
-        y = y.view(m, m, k, n, d, d, th, tw).permute(3, 2, 6, 0, 4, 7, 1, 5).reshape(n, k, th * m * d, tw * m * d)
+        # y[a, b, k, n, i, r, j, s] -> out[n, k, d·(m·i + a) + r, d·(m·j + b) + s]
+        y = y.view(m, m, k, n, th, d, tw, d).permute(3, 2, 4, 0, 5, 6, 1, 7).reshape(n, k, th * m * d, tw * m * d)
         return y[:, :, :ho, :wo]
 
 
 _KERNELS = {m: WinogradKernel(m) for m in _MATS}
-# Inputs with fewer positions (e.g. the 7×7 / 15×15 template maps) use the direct conv.
-MIN_POSITIONS = 20 * 20
+# Inputs with fewer positions (the 7×7 / 15×15 template maps) use the direct conv; the 16×16 maps of the mask head
+# already gain (256→256: 3.8 vs 4.9 ms).
+MIN_POSITIONS = 16 * 16
 
 
 def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: Optional[torch.Tensor] = None, dilation: int = 1,
@@ -137,15 +139,21 @@ class WinogradConv2d(ConvWrapper):
 
 
 def default_tile(in_channels: int, out_channels: int) -> int:
-    """F(4×4) from 256×256 channels up (fewest multiplies; its GEMMs are still large), F(2×2) below. Measured on the
-    paper model's 31×31 maps, 1 thread, direct / F(2) / F(4) ms: 1024→2048 dilation 2: 587 / 428 / 245;
-    512→512 dilation 4: 87 / 66 / 57; 256→256 dilation 2: 18 / 19 / 13; 256→768 no padding: 48 / 53 / 33."""
-    return 4 if in_channels * out_channels >= 2 ** 16 else 2
+    """F(4×4): fewest multiplies, and the fastest wherever Winograd pays at all. Measured, 1 thread, direct / F(2) /
+    F(4) ms: on the paper model's 31×31 maps 1024→2048 dilation 2: 587 / 428 / 245; 512→512 dilation 4: 87 / 66 /
+    57; 256→256 dilation 2: 18 / 19 / 13; 256→768 no padding: 48 / 53 / 33; 64→192 no padding: 3.5 / 5.5 / 2.9;
+    on 16×16, 256→256: 4.9 / 4.1 / 3.8."""
+    return 4
+
+
+# Winograd pays from this many input × output channels (64→192: 2.9 vs 3.5 ms, 96→96: 1.9 vs 2.7 ms); below it
+# the transforms cost what the GEMM saves (64→64 on 31×31: 1.65 vs 1.37 ms).
+MIN_CHANNEL_PRODUCT = 2 ** 13
 
 
 def worthwhile(conv: nn.Conv2d) -> bool:
-    """Winograd pays off from 256×256 channels up (below that the transforms cost what the GEMM saves)."""
-    return eligible(conv) and conv.in_channels * conv.out_channels >= 2 ** 16
+    """Winograd pays off from MIN_CHANNEL_PRODUCT input × output channels up."""
+    return eligible(conv) and conv.in_channels * conv.out_channels >= MIN_CHANNEL_PRODUCT
 
 
 def eligible(conv: nn.Module) -> bool:
