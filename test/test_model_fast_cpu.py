@@ -204,6 +204,9 @@ def test_prepared_model_matches_plain_model(cfg):
     kinds = {type(m) for m in net.modules()}
     assert StrideKernelDeconv in kinds and FrozenGraph in kinds
     assert all(p.blocked for p in net.feature_enhance.pams)
+    merged = [b.__dict__.get("merged_xcorr") for lvl in net.rpn_head.levels
+              for b in (getattr(net.rpn_head, f"rpn{lvl}").cls, getattr(net.rpn_head, f"rpn{lvl}").loc)]
+    assert all(m is not None for m in merged)  # one depth-wise conv per level for cls, loc and the fusion block
     if cfg == "wide":  # oneDNN convs only from ONEDNN_MIN_IN_CHANNELS input channels up
         assert WinogradConv2d in kinds and OneDnnConv2d in kinds and net.feature_fusion.lateral_before_resize
     else:

@@ -14,6 +14,7 @@ from siamattn_ros.model.fusion import ConvModule, FeatureFusionNeck
 from siamattn_ros.model.mobilenet import MobileNetV2Backbone
 from siamattn_ros.model.resnet_atrous import Bottleneck, ResNet50Atrous
 from siamattn_ros.model.winograd import WinogradConv2d, worthwhile as winograd_worthwhile
+from siamattn_ros.model.xcorr import xcorr_depthwise
 
 
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
@@ -264,13 +265,17 @@ class _SharedConv(nn.Module):
     def _version(x: torch.Tensor) -> int:
         return -1 if x.is_inference() else x._version  # inference tensors cannot be modified in place later
 
-    def output(self, x: torch.Tensor, index: int) -> torch.Tensor:
+    def full(self, x: torch.Tensor) -> torch.Tensor:
+        """All members' channels for input x (computed once per input)."""
         if self._key is None or self._key[0] is not x or self._key[1] != self._version(x):
             self._key, self._out = None, None  # drop the last frame's tensors first
             self._out = self.conv(x)
             self._key = (x, self._version(x))
+        return self._out
+
+    def output(self, x: torch.Tensor, index: int) -> torch.Tensor:
         lo, hi = self.bounds[index]
-        return self._out[:, lo:hi]  # a view of this member's channels only
+        return self.full(x)[:, lo:hi]  # a view of this member's channels only
 
 
 class _SharedConvMember(nn.Module):
@@ -288,6 +293,36 @@ class _SharedConvMember(nn.Module):
             return self.original(x)
         group = self.group if "group" in self._modules else self._group_ref
         return group.output(x, self.index)
+
+
+class _MergedXCorr:
+    """The depth-wise xcorrs of a level's RPN cls / loc and fusion blocks as one depth-wise conv over their
+    concatenated channels (one oneDNN call instead of three: 0.39 vs 0.75 ms for 3×64 channels on 29×29). Called as
+    ``merged(z, x)`` by each block (``DepthwiseXCorr.merged_xcorr``), it returns that block's channels of the
+    correlation; the result is kept until other inputs arrive. Needs the blocks' conv_search / conv_kernel merged
+    (_SharedConv) and followed by parameter-free layers only (folded BN, ReLU), which are applied to all channels."""
+
+    def __init__(self, search: _SharedConv, kernel: _SharedConv, search_tail: nn.Module, kernel_tail: nn.Module,
+                 index: int, shared: Optional[dict] = None) -> None:
+        self.search, self.kernel = search, kernel
+        self.search_tail, self.kernel_tail = search_tail, kernel_tail
+        self.index = index
+        self.shared = {} if shared is None else shared  # one result cache per level, shared by the three blocks
+
+    def __call__(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        versions = (_SharedConv._version(z), _SharedConv._version(x))
+        cached = self.shared.get("key")
+        if cached is None or cached[0] is not z or cached[1] is not x or cached[2] != versions:
+            self.shared.clear()  # drop the last frame's tensors first
+            self.shared["out"] = xcorr_depthwise(self.search_tail(self.search.full(x)),
+                                                 self.kernel_tail(self.kernel.full(z)))
+            self.shared["key"] = (z, x, versions)
+        lo, hi = self.search.bounds[self.index]
+        return self.shared["out"][:, lo:hi]
+
+
+def _parameter_free(seq: nn.Sequential) -> bool:
+    return all(type(m) in (nn.Identity, nn.ReLU) for m in seq)
 
 
 def _share_xcorr_input_convs(model: nn.Module) -> int:
@@ -312,6 +347,14 @@ def _share_xcorr_input_convs(model: nn.Module) -> int:
             for i, sq in enumerate(seqs):
                 sq[0] = _SharedConvMember(group, i, convs[i], owner=i == 0)
             made += 1
+        searches, kernels = [b.conv_search for b in blocks], [b.conv_kernel for b in blocks]
+        if all(isinstance(sq[0], _SharedConvMember) and _parameter_free(sq[1:]) for sq in searches + kernels):
+            shared: dict = {}
+            s_group, k_group = searches[0][0].group, kernels[0][0].group
+            if s_group.bounds == k_group.bounds:
+                for i, b in enumerate(blocks):
+                    object.__setattr__(b, "merged_xcorr", _MergedXCorr(s_group, k_group, searches[0][1:],
+                                                                       kernels[0][1:], i, shared))
     return made
 
 
@@ -319,7 +362,8 @@ def speed_up_cpu(model: nn.Module, winograd: bool = True) -> nn.Module:
     """Exact inference rewrites for the CPU, in place (call after BN folding; outputs stay within float32 rounding,
     ~1e-5 relative end to end):
 
-    * the RPN cls / loc and fusion xcorr branches of each level run their shared-input 3×3 convs as one conv;
+    * the RPN cls / loc and fusion xcorr branches of each level run their shared-input 3×3 convs as one conv, and
+      their depth-wise correlations as one depth-wise conv;
     * stride-1 3×3 convs from 256×256 channels up -> Winograd (WinogradConv2d), other dense convs -> oneDNN
       (OneDnnConv2d); grouped / depth-wise convs and 1-output convs stay as they are;
     * the mask head's stride-4 transposed conv -> one GEMM + pixel shuffle (StrideKernelDeconv);

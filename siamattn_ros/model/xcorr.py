@@ -31,6 +31,9 @@ class DepthwiseXCorr(nn.Module):
                                   nn.ReLU(inplace=True), nn.Conv2d(hidden, out_channels, 1))
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        merged = self.__dict__.get("merged_xcorr")  # set by model.inference.speed_up_cpu (not a submodule)
+        if merged is not None and not torch.is_grad_enabled():
+            return self.head(merged(z, x))
         return self.head(xcorr_depthwise(self.conv_search(x), self.conv_kernel(z)))
 
 
