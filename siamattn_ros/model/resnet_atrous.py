@@ -37,7 +37,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + residual)
+        out += residual  # in place, as the authors' block (autograd-safe: neither conv nor BN backward needs it)
+        return self.relu(out)
 
 
 class ResNet50Atrous(nn.Module):
