@@ -364,8 +364,9 @@ def speed_up_cpu(model: nn.Module, winograd: bool = True) -> nn.Module:
 
     * the RPN cls / loc and fusion xcorr branches of each level run their shared-input 3×3 convs as one conv, and
       their depth-wise correlations as one depth-wise conv;
-    * stride-1 3×3 convs from 256×256 channels up -> Winograd (WinogradConv2d), other dense convs -> oneDNN
-      (OneDnnConv2d); grouped / depth-wise convs and 1-output convs stay as they are;
+    * stride-1 3×3 convs from winograd.MIN_CHANNEL_PRODUCT input × output channels up -> Winograd (WinogradConv2d,
+      on maps of at least winograd.MIN_POSITIONS), other dense convs from ONEDNN_MIN_IN_CHANNELS input channels ->
+      oneDNN (OneDnnConv2d); grouped / depth-wise convs and 1-output convs stay as they are;
     * the mask head's stride-4 transposed conv -> one GEMM + pixel shuffle (StrideKernelDeconv);
     * max pooling -> row then column maxima (SeparableMaxPool2d);
     * the fusion neck applies the 31×31 levels' lateral 1×1 convs before upsampling them (FeatureFusionNeck);
