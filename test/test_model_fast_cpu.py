@@ -132,6 +132,12 @@ def test_frozen_graph_equals_the_eager_backbone_per_shape_and_falls_back():
             assert a.shape == b.shape and _rel(a, b) < 1e-5
     assert sorted(k[0][2] for k in frozen._graphs) == [127, 255]
     assert all(isinstance(gr, torch.jit.ScriptModule) for gr in frozen._graphs.values())
+    search_only = FrozenGraph(copy.deepcopy(bb), min_positions=200 * 200)  # what speed_up_cpu builds
+    with torch.inference_mode():
+        for size in (127, 255):
+            x = torch.rand(1, 3, size, size, generator=g) * 255
+            assert all(_rel(a, b) < 1e-5 for a, b in zip(search_only(x), bb(x)))
+    assert [k[0][2] for k in search_only._graphs] == [255]  # the template crop ran eagerly
     x = torch.rand(1, 3, 127, 127, generator=g, requires_grad=True) * 255
     out = frozen(x)  # autograd on: the eager module, so gradients flow
     out[-1].sum().backward()
