@@ -124,7 +124,7 @@ class WinogradConv2d(ConvWrapper):
         if not eligible(conv):
             raise ValueError(f"conv not eligible for Winograd: {conv}")
         super().__init__(conv)
-        self.m = default_tile(conv.in_channels, conv.out_channels) if m is None else m
+        self.m = DEFAULT_TILE if m is None else m
         self.dilation = conv.dilation[0]
         self.padding = conv.padding[0]
         self.register_buffer("u", transform_weight(conv.weight, self.m), persistent=False)
@@ -138,12 +138,11 @@ class WinogradConv2d(ConvWrapper):
         return winograd_conv3x3(x, self.u, c.bias, self.dilation, self.padding, self.m)
 
 
-def default_tile(in_channels: int, out_channels: int) -> int:
-    """F(4×4): fewest multiplies, and the fastest wherever Winograd pays at all. Measured, 1 thread, direct / F(2) /
-    F(4) ms: on the paper model's 31×31 maps 1024→2048 dilation 2: 587 / 428 / 245; 512→512 dilation 4: 87 / 66 /
-    57; 256→256 dilation 2: 18 / 19 / 13; 256→768 no padding: 48 / 53 / 33; 64→192 no padding: 3.5 / 5.5 / 2.9;
-    on 16×16, 256→256: 4.9 / 4.1 / 3.8."""
-    return 4
+# F(4×4): fewest multiplies, and the fastest wherever Winograd pays at all. Measured, 1 thread, direct / F(2) / F(4)
+# ms: on the paper model's 31×31 maps 1024→2048 dilation 2: 587 / 428 / 245; 512→512 dilation 4: 87 / 66 / 57;
+# 256→256 dilation 2: 18 / 19 / 13; 256→768 no padding: 48 / 53 / 33; 64→192 no padding: 3.5 / 5.5 / 2.9; on 16×16,
+# 256→256: 4.9 / 4.1 / 3.8.
+DEFAULT_TILE = 4
 
 
 # Winograd pays from this many input × output channels (64→192: 2.9 vs 3.5 ms, 96→96: 1.9 vs 2.7 ms); below it
