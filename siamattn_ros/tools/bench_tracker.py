@@ -1,11 +1,13 @@
 """End-to-end tracker timing: image in -> TrackResult out (mask included), per frame, at 640×480 and 1280×720,
-broken into crop / network / decode / mask head / mask paste.
+broken into crop / network / decode / size check / mask head / mask paste.
 
     python -m siamattn_ros.tools.bench_tracker [--model embedded|siamattn_r50|siamattn_mnv2|<ckpt>] [--device cpu]
-        [--half] [--threads N] [--frames 30] [--no-mask] [--vs-checkpoint OTHER.pth [--rounds 3]]
+        [--half] [--threads N] [--frames 30] [--no-mask] [--tracker-config PRESET|YAML]
+        [--vs-checkpoint OTHER.pth] [--vs-tracker-config PRESET|YAML] [--rounds 3]
 
-With --vs-checkpoint the same measurement runs for a second checkpoint in the same process, alternating A, B, A, B
-(the machine's speed drifts), and prints the per-frame ratio B / A (wall and process CPU time).
+With --vs-checkpoint and/or --vs-tracker-config the same measurement runs for a second tracker B (another checkpoint,
+another tracker config, or both; the rest as A) in the same process, alternating A, B, A, B (the machine's speed
+drifts), and prints the per-frame ratio B / A (wall and process CPU time).
 
 Frames are a textured object moving over a textured background (content does not change the cost). If the shipped
 embedded checkpoint (or a siamattn_r50 --checkpoint) is missing, the same architecture runs with random weights:
@@ -24,7 +26,7 @@ import cv2
 import numpy as np
 
 SIZES: Tuple[Tuple[int, int], ...] = ((640, 480), (1280, 720))
-STAGES = ("crop", "network", "decode", "mask_head", "paste")
+STAGES = ("crop", "network", "decode", "size_check", "mask_head", "paste")
 
 
 def make_frames(width: int, height: int, n: int, seed: int = 0) -> Tuple[List[np.ndarray], Tuple[float, ...]]:
@@ -81,6 +83,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--no-cuda-graph", action="store_true")
     ap.add_argument("--vs-checkpoint", default=None, metavar="OTHER",
                     help="also time this checkpoint (B), alternating with A, and print B / A")
+    ap.add_argument("--tracker-config", default=None, metavar="PRESET|YAML",
+                    help="tracker preset or TrackerConfig YAML of A (default: the model's preset)")
+    ap.add_argument("--vs-tracker-config", default=None, metavar="PRESET|YAML",
+                    help="time A's model (or --vs-checkpoint) with this tracker config as B")
     ap.add_argument("--rounds", type=int, default=3, help="A/B alternations per size with --vs-checkpoint")
     args = ap.parse_args(argv)
 
@@ -106,7 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from siamattn_ros.interface.presets import resolve_preset
         from siamattn_ros.tracker.config import load_preset
 
-        cfg = load_preset(resolve_preset(args.model, args.checkpoint)).replace(**overrides)
+        cfg = load_preset(args.tracker_config or resolve_preset(args.model, args.checkpoint)).replace(**overrides)
         tracker = build_tracker(args.model, checkpoint=args.checkpoint, device=args.device, half=args.half,
                                 config=cfg, random_weights=True)
     build_s = time.perf_counter() - t0
@@ -115,10 +121,14 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"cuda_graph={overrides['cuda_graph'] and tracker.device.type == 'cuda'} build+warmup={build_s:.1f}s")
     print(f"{'size':>10} {'end-to-end ms':>14} {'FPS':>6} {'CPU ms':>7} | stage medians, synced (ms): "
           + " ".join(f"{k:>9}" for k in STAGES))
-    if args.vs_checkpoint:
-        other = build_tracker(args.vs_checkpoint, device=args.device, half=args.half,
-                              config=load_preset(resolve_preset(args.vs_checkpoint)).replace(**overrides))
-        print(f"A = {args.checkpoint or args.model}, B = {args.vs_checkpoint}; {args.rounds} alternations of "
+    if args.vs_checkpoint or args.vs_tracker_config:
+        b_model = args.vs_checkpoint or args.model
+        b_checkpoint = None if args.vs_checkpoint else args.checkpoint
+        b_cfg = args.vs_tracker_config or resolve_preset(b_model, b_checkpoint)
+        other = build_tracker(b_model, checkpoint=b_checkpoint, device=args.device, half=args.half,
+                              config=load_preset(b_cfg).replace(**overrides), random_weights=True)
+        a_name = f"{args.checkpoint or args.model} ({args.tracker_config or 'its preset'})"
+        print(f"A = {a_name}, B = {b_checkpoint or b_model} ({b_cfg}); {args.rounds} alternations of "
               f"{args.frames} frames per size; medians over the rounds")
         print(f"{'size':>10} {'A ms':>8} {'B ms':>8} {'B/A':>6} | {'A CPU ms':>9} {'B CPU ms':>9} {'B/A CPU':>8}")
         for w, h in SIZES:

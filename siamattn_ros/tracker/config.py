@@ -80,6 +80,17 @@ class TrackerConfig(YamlConfig):
     # same for every target (at the price of one more network pass per init: ~110 ms on one CPU core for the
     # embedded model). r is the model's typical r0 (`tools.calibrate --reference` prints it).
     reference_confidence: float = 0.0
+    # --- template check of size changes (siamattn_ros.tracker.size_check) ----------------------------------------
+    # Keep the previous size unless the frame resampled at the new size matches the init template at least as well
+    # (backbone features, one batch of two exemplar crops per frame). Stops the box of a large rigid target from
+    # growing frame by frame where box and quality heads both prefer a larger box.
+    verify_size: bool = False
+    # The check decides only while the template matches the previous size at least this well (cosine, -1..1): a
+    # deforming or turning target no longer resembles its template, and then the similarity says little about size.
+    verify_trust: float = 0.5
+    # Sizes within this relative change (width or height) of the last checked size pass without a check: the check
+    # costs ~0.2 of a frame, and most frames barely change the size. Bounds the unchecked drift.
+    verify_step: float = 0.02
     # --- speed -----------------------------------------------------------------------------------------------------
     # Capture the fixed-shape part (network + decode + box refinement, and the mask head) in CUDA graphs on CUDA.
     cuda_graph: bool = True
@@ -102,6 +113,8 @@ class TrackerConfig(YamlConfig):
         unit("hysteresis", 0.0, 1.0)
         unit("quality_margin", 0.0, 1.0)
         unit("reference_confidence", 0.0, 1.0)
+        unit("verify_trust", -1.0, 1.0)
+        unit("verify_step", 0.0, 1.0)
         unit("penalty_k", 0.0, 10.0)
         unit("context_amount", 0.0, 10.0)
         unit("lost_search_step", 0.1, 2.0)
@@ -118,7 +131,7 @@ class TrackerConfig(YamlConfig):
         if self.lost_threshold > self.confidence_threshold:
             raise ValueError(f"TrackerConfig.lost_threshold ({self.lost_threshold}) must not exceed "
                              f"confidence_threshold ({self.confidence_threshold})")
-        for name in ("long_term", "cuda_graph", "warmup", "quality_select"):
+        for name in ("long_term", "cuda_graph", "warmup", "quality_select", "verify_size"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TrackerConfig.{name} must be true/false, got {getattr(self, name)!r}")
 

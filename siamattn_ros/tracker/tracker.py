@@ -31,6 +31,7 @@ from siamattn_ros.tracker import mask as M
 from siamattn_ros.tracker.config import RUNTIME_FIELDS, TrackerConfig
 from siamattn_ros.tracker.crop import crop_cv, crop_torch, to_tensor
 from siamattn_ros.tracker.result import TrackResult, TrackState
+from siamattn_ros.tracker.size_check import TemplateSizeCheck
 from siamattn_ros.tracker.state import ConfidenceStateMachine, lost_scan_offset
 
 def check_image(image: Any) -> np.ndarray:
@@ -205,6 +206,7 @@ class Tracker:
         self.last_timings: Dict[str, float] = {}
         self._init_id = 0
         self._sm = ConfidenceStateMachine()
+        self._size_check = TemplateSizeCheck(self.model, self.exemplar_size, self.device, self._autocast)
         self.reset()
         if self.config.warmup:
             self._warmup()
@@ -260,7 +262,10 @@ class Tracker:
         self._frames = 0
         self._lost_scan_step = 0  # frames spent LOST so far: the position in the LOST scan
         self._init_quality = float("nan")  # the head's estimate of the init box on the init frame
+        self._checked_size: Tuple[float, float] = (0.0, 0.0)  # the last size the template check accepted
+        self._veto_held = False  # the last check vetoed: the next frame keeps _checked_size unchecked
         self._sm.reset()
+        self._size_check.reset()
         self._graphs = {}
 
     def set_params(self, **changes: Any) -> TrackerConfig:
@@ -289,6 +294,10 @@ class Tracker:
             self.model.template(z)
         if self.has_quality_head and self.config.reference_confidence > 0:
             self.measure_init_quality(image)  # one more network pass: only when the scale is used
+        self._checked_size = self._size
+        if self.config.verify_size:
+            self._size_check.set_template(image, self._center, self._size, self.config.context_amount,
+                                          self._pad_color)
         self._init_id += 1
         if self._cuda and self.config.cuda_graph and not self._graph_failed:
             self._capture_graphs()
@@ -329,13 +338,15 @@ class Tracker:
         self.last_score = found.score
         state = self._sm.update(found.confidence, cfg)
         self._update_state(found, window, state, cfg, width, height)
+        if cfg.verify_size and self._size_check.ready:
+            self._check_size(image, cfg, timings)
         self._lost_scan_step = self._lost_scan_step + 1 \
             if (state == TrackState.LOST and prev_state == TrackState.LOST) else 0
         self._frames += 1
         (cx, cy), (w, h) = self._center, self._size
         box = clip_box(cx, cy, w, h, width, height)
         t3 = time.perf_counter()
-        timings["decode"] += (t3 - t2) * 1e3
+        timings["decode"] += (t3 - t2) * 1e3 - timings.get("size_check", 0.0)
 
         mask = None
         polygon = M.box_polygon(box)
@@ -357,6 +368,7 @@ class Tracker:
             return
         self._center = (min(max(self._center[0], 0.0), width - 1.0), min(max(self._center[1], 0.0), height - 1.0))
         self._size = (min(self._size[0], max(width - 1.0, 1.0)), min(self._size[1], max(height - 1.0, 1.0)))
+        self._checked_size = self._size
         self._frame_size = (width, height)
 
     def _search_window(self, prev_state: TrackState, cfg: TrackerConfig, width: int, height: int) -> SearchWindow:
@@ -429,6 +441,25 @@ class Tracker:
         new_h = h * (1 - lr) + h_f / window.scale_z * lr
         self._center = (min(max(new_cx, 0.0), width - 1.0), min(max(new_cy, 0.0), height - 1.0))
         self._size = (min(max(new_w, 10.0), width - 1.0), min(max(new_h, 10.0), height - 1.0))
+
+    def _check_size(self, image: np.ndarray, cfg: TrackerConfig, timings: Dict[str, float]) -> None:
+        """TrackerConfig.verify_size: once the size has moved more than verify_step (relative, width or height) from
+        the last size the template check accepted, check the new size against that one; vetoed, the size returns
+        to it, and on the next frame it returns to it without a new check. Smaller changes pass unchecked. The check
+        costs ~0.2 of a frame: so it runs on at most every other frame (where the network keeps proposing a size
+        the template rejects, as on a large planar target), and the size drifts unchecked by at most verify_step."""
+        ref = self._checked_size
+        if max(abs(a / b - 1.0) for a, b in zip(self._size, ref)) <= cfg.verify_step:
+            return
+        if self._veto_held:
+            self._size, self._veto_held = ref, False
+            return
+        t = time.perf_counter()
+        if self._size_check.keep_previous(image, self._center, self._size, ref, cfg.verify_trust):
+            self._size, self._veto_held = ref, True
+        else:
+            self._checked_size = self._size
+        timings["size_check"] = (time.perf_counter() - t) * 1e3
 
     def _mask_and_polygon(self, found: SearchResult, window: SearchWindow, state: TrackState, cfg: TrackerConfig,
                           box: np.ndarray, width: int, height: int,
