@@ -673,6 +673,8 @@ def section_node(rep: Report, device: str, max_frames: Optional[int], recs: List
 
 # ------------------------------------------------------------------------------------------------------ report
 def render_markdown(d: Dict[str, Any]) -> str:
+    from siamattn_ros.tools.bench_tracker import STAGES
+
     m = d["meta"]
     s = d.get("summary", {})
     lines = [f"# gpu_check: {m.get('device_name')} ({m.get('device')})", "",
@@ -689,17 +691,17 @@ def render_markdown(d: Dict[str, Any]) -> str:
         lines.append(f"| {c['name']} | {c['status']} | {fig} |")
     lines += ["", "## Speed (end to end per frame, image in host memory -> TrackResult with mask on the host)", "",
               "| model | pipeline | precision | graphs | size | ms | FPS | x baseline | crop | network | decode | "
-              "mask head | paste | peak GPU MB |", "| --- " * 14 + "|"]
+              "size check | mask head | paste | peak GPU MB |", "| --- " * 15 + "|"]
     for r in d["speed"]:
         if r.get("status") != "measured":
             lines.append(f"| {r.get('model')} | {r.get('pipeline', '')} | {r.get('precision', '')} | "
-                         f"{r.get('graphs', '')} | | {r.get('status')} |" + " |" * 8)
+                         f"{r.get('graphs', '')} | | {r.get('status')} |" + " |" * 9)
             continue
         st = r["stages_ms"]
         g = f"{r['graphs']}" + ("" if r["graphs_active"] == r["graphs"] else " (NOT active)")
         lines.append(f"| {r['model']} | {r['pipeline']} | {r['precision']} | {g} | {r['size']} | "
                      f"{r['total_ms']:.2f} | {r['fps']} | {r.get('speedup_vs_baseline', '')} | "
-                     + " | ".join(f"{st[k]:.2f}" for k in ("crop", "network", "decode", "mask_head", "paste"))
+                     + " | ".join(f"{st.get(k, 0.0):.2f}" for k in STAGES)
                      + f" | {r['peak_gpu_mb']} |")
     lines += ["", "Stage times come from a second, synchronised pass (profile=True); with graphs the network stage "
               "includes the decode.", "", "## Start-up (fresh process, embedded model)", ""]
