@@ -151,3 +151,23 @@ def test_small_changes_pass_unchecked_and_a_veto_holds_one_frame_without_a_new_c
         tracker._size = (w, h)
         tracker._check_size(frame, cfg, timings)
         assert tracker._size == (w, h) and tracker._checked_size == (w, h)
+
+
+def test_bench_tracker_compares_two_tracker_configs_side_by_side(tmp_path, capsys):
+    from siamattn_ros.testing.checkpoints import random_checkpoint, tiny_model
+    from siamattn_ros.tools import bench_tracker
+
+    ckpt = random_checkpoint(tmp_path / "a.pth", seed=0, model=tiny_model(), pretrained=False)
+    off, on = tmp_path / "off.yaml", tmp_path / "on.yaml"
+    off.write_text("verify_size: false\n")
+    on.write_text("verify_size: true\nverify_step: 0.0\n")
+    assert bench_tracker.main(["--model", str(ckpt), "--checkpoint", str(ckpt), "--tracker-config", str(off),
+                               "--vs-tracker-config", str(on), "--frames", "2", "--rounds", "1", "--threads", "1",
+                               "--no-mask"]) == 0
+    out = capsys.readouterr().out
+    assert f"({off})" in out and f"({on})" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("640x480", "1280x720"))]
+    assert len(rows) == 2
+    for row in rows:
+        a_ms, b_ms, ratio = float(row[1]), float(row[2]), float(row[3])
+        assert a_ms > 0 and b_ms > 0 and ratio == pytest.approx(b_ms / a_ms, rel=0.02, abs=0.01)
