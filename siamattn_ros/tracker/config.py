@@ -82,8 +82,8 @@ class TrackerConfig(YamlConfig):
     reference_confidence: float = 0.0
     # --- template check of size changes (siamattn_ros.tracker.size_check) ----------------------------------------
     # Keep the previous size unless the frame resampled at the new size matches the init template at least as well
-    # (backbone features, one batch of two exemplar crops per frame). Stops the box of a large rigid target from
-    # growing frame by frame where box and quality heads both prefer a larger box.
+    # (backbone features, one batch of two exemplar crops on a checked frame). Stops the box of a large rigid target
+    # from growing frame by frame where box and quality heads both prefer a larger box.
     verify_size: bool = False
     # The check decides only while the template matches the previous size at least this well (cosine, -1..1): a
     # deforming or turning target no longer resembles its template, and then the similarity says little about size.
