@@ -87,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="tracker preset or TrackerConfig YAML of A (default: the model's preset)")
     ap.add_argument("--vs-tracker-config", default=None, metavar="PRESET|YAML",
                     help="time A's model (or --vs-checkpoint) with this tracker config as B")
-    ap.add_argument("--rounds", type=int, default=3, help="A/B alternations per size with --vs-checkpoint")
+    ap.add_argument("--rounds", type=int, default=3, help="A/B alternations per size with --vs-checkpoint / --vs-tracker-config")
     args = ap.parse_args(argv)
 
     import torch
@@ -126,7 +126,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         b_checkpoint = None if args.vs_checkpoint else args.checkpoint
         b_cfg = args.vs_tracker_config or resolve_preset(b_model, b_checkpoint)
         other = build_tracker(b_model, checkpoint=b_checkpoint, device=args.device, half=args.half,
-                              config=load_preset(b_cfg).replace(**overrides), random_weights=True)
+                              config=load_preset(b_cfg).replace(**overrides),
+                              random_weights=not args.vs_checkpoint)  # B's own checkpoint must exist, as before
         a_name = f"{args.checkpoint or args.model} ({args.tracker_config or 'its preset'})"
         print(f"A = {a_name}, B = {b_checkpoint or b_model} ({b_cfg}); {args.rounds} alternations of "
               f"{args.frames} frames per size; medians over the rounds")

@@ -37,6 +37,13 @@ class Window:
         return (max(0, -self.x0), max(0, -self.y0), max(0, self.x1 - width + 1), max(0, self.y1 - height + 1))
 
 
+def context_side(w: float, h: float, context_amount: float) -> float:
+    """Side of the exemplar window around a w×h box: sqrt(w_z·h_z), w_z = w + ctx·(w+h), h_z = h + ctx·(w+h)
+    (spec §10.2 step 2); the exemplar crop maps it to exemplar_size pixels."""
+    ctx = context_amount * (w + h)
+    return math.sqrt((w + ctx) * (h + ctx))
+
+
 def window_at(center: Sequence[float], size: int) -> Window:
     """Window of side `size` around `center` (spec §10.1 step 1: c = (s+1)/2, xmin = floor(p - c + 0.5))."""
     if size < 1:

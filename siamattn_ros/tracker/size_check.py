@@ -17,7 +17,6 @@ core, ~0.2 of its frame time).
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, ContextManager, List, Optional, Sequence, Tuple
 
 import cv2
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from siamattn_ros.tracker.crop import to_tensor
+from siamattn_ros.tracker.crop import context_side, to_tensor
 
 Size = Tuple[float, float]
 
@@ -39,8 +38,7 @@ def warp_to_template(image: np.ndarray, center: Sequence[float], size: Size, ref
     w, h = size
     if min(rw, rh, w, h) <= 0:
         raise ValueError(f"box sizes must be positive, got size {size!r} and ref_size {ref_size!r}")
-    ctx = context_amount * (rw + rh)
-    scale = exemplar_size / math.sqrt((rw + ctx) * (rh + ctx))  # exemplar pixels per source pixel (spec §10.2)
+    scale = exemplar_size / context_side(rw, rh, context_amount)  # exemplar pixels per source pixel
     sx, sy = scale * rw / w, scale * rh / h
     c = (exemplar_size - 1) / 2.0
     m = np.array([[sx, 0.0, c - sx * center[0]], [0.0, sy, c - sy * center[1]]], np.float32)
@@ -65,7 +63,7 @@ class TemplateSizeCheck:
         self.exemplar_size = exemplar_size
         self.device = device
         self.autocast = autocast
-        self.ref_size: Optional[Size] = None
+        self.ref_size: Size = (1.0, 1.0)  # the init box's size; meaningful once ready
         self.context_amount = 0.5
         self.pad_color = np.zeros(3, np.uint8)
         self._ref: Optional[torch.Tensor] = None
@@ -76,7 +74,6 @@ class TemplateSizeCheck:
 
     def reset(self) -> None:
         self._ref = None
-        self.ref_size = None
 
     def set_template(self, image: np.ndarray, center: Sequence[float], size: Size, context_amount: float,
                      pad_color: np.ndarray) -> None:
@@ -88,8 +85,6 @@ class TemplateSizeCheck:
 
     @torch.inference_mode()
     def _describe(self, image: np.ndarray, center: Sequence[float], sizes: Sequence[Size]) -> torch.Tensor:
-        if self.ref_size is None:
-            raise RuntimeError("TemplateSizeCheck used before set_template()")
         crops = [warp_to_template(image, center, s, self.ref_size, self.exemplar_size, self.context_amount,
                                   self.pad_color) for s in sizes]
         x = torch.cat([to_tensor(c, self.device) for c in crops])

@@ -29,7 +29,7 @@ from siamattn_ros.model.anchors import flat_anchors
 from siamattn_ros.tracker import decode as D
 from siamattn_ros.tracker import mask as M
 from siamattn_ros.tracker.config import RUNTIME_FIELDS, TrackerConfig
-from siamattn_ros.tracker.crop import crop_cv, crop_torch, to_tensor
+from siamattn_ros.tracker.crop import context_side, crop_cv, crop_torch, to_tensor
 from siamattn_ros.tracker.result import TrackResult, TrackState
 from siamattn_ros.tracker.size_check import TemplateSizeCheck
 from siamattn_ros.tracker.state import ConfidenceStateMachine, lost_scan_offset
@@ -473,10 +473,8 @@ class Tracker:
                           timings)
 
     def _context_side(self, factor: float) -> float:
-        """sqrt(w_z·h_z) with w_z = w + ctx·(w+h), h_z = h + ctx·(w+h) (spec §10.2 step 2)."""
-        w, h = self._size
-        ctx = self.config.context_amount * (w + h)
-        return math.sqrt((w + ctx) * (h + ctx)) * factor
+        """crop.context_side of the current size, times factor."""
+        return context_side(*self._size, self.config.context_amount) * factor
 
     def _crop(self, image: np.ndarray, center: Tuple[float, float], side: int, out_size: int) -> torch.Tensor:
         if self.device_ops:
