@@ -77,7 +77,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("lost_frames", 0, "Consecutive frames below lost_threshold before LOST, >= 1. 0: the preset's value.",
               dynamic=True),
     ParamSpec("long_term", True,
-              "While LOST, keep the last confident box and widen the search region until the target is found again.",
+              "While LOST, keep the last confident box (a tracker_config with lost_follow: true moves its centre to a "
+              "partly seen target) and widen the search region until the target is found again.",
               dynamic=True),
     ParamSpec("frame_buffer_length", 60,
               "How many recently received frames are kept for init requests stamped with an older frame.",

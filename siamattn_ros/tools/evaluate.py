@@ -140,20 +140,24 @@ def run_sequence(tracker, seq, max_frames: Optional[int] = None) -> dict:
             "leave_lost": detected}
 
 
-def generate_heldout(root: Path, count: int, num_frames: int = 150) -> list[Path]:
-    """Held-out semi-synthetic sequences with every event kind; deterministic (seeds HELDOUT_SEED0 + i)."""
+def heldout_sequence(i: int, num_frames: int = 150):
+    """The i-th held-out semi-synthetic sequence (seed HELDOUT_SEED0 + i): every event kind over i % 3 and both
+    background kinds over i % 2; deterministic."""
     from siamattn_ros.data.sequence import SequenceSpec, make_sequence
 
+    spec = SequenceSpec(num_frames=num_frames, background="video" if i % 2 == 0 else "still", split="heldout",
+                        leave_reenter=(i % 3 == 2), occlusion=(i % 3 != 1), distractor=True)
+    return make_sequence(spec, HELDOUT_SEED0 + i)
+
+
+def generate_heldout(root: Path, count: int, num_frames: int = 150) -> list[Path]:
+    """Write held-out sequences 0 .. count-1 (heldout_sequence) as synth_heldout_<seed> folders (kept if there)."""
     out = []
     for i in range(count):
-        seed = HELDOUT_SEED0 + i
-        folder = root / f"synth_heldout_{seed}"
-        if (folder / "groundtruth.txt").is_file():
-            out.append(folder)
-            continue
-        spec = SequenceSpec(num_frames=num_frames, background="video" if i % 2 == 0 else "still", split="heldout",
-                            leave_reenter=(i % 3 == 2), occlusion=(i % 3 != 1), distractor=True)
-        out.append(write_sequence(make_sequence(spec, seed), folder))
+        folder = root / f"synth_heldout_{HELDOUT_SEED0 + i}"
+        if not (folder / "groundtruth.txt").is_file():
+            write_sequence(heldout_sequence(i, num_frames), folder)
+        out.append(folder)
     return out
 
 

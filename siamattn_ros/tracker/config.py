@@ -21,7 +21,8 @@ PRESETS = ("otb100", "vot2018", "embedded")
 # Fields that may be changed while tracking (the ROS node exposes them as dynamic parameters).
 RUNTIME_FIELDS = (
     "confidence_threshold", "hysteresis", "lost_threshold", "lost_frames", "low_confidence_frames", "long_term",
-    "lost_search_rings", "lost_search_step", "lost_window_influence", "penalty_k", "window_influence", "lr",
+    "lost_search_rings", "lost_search_step", "lost_window_influence", "lost_follow", "penalty_k", "window_influence",
+    "lr",
     "mask_threshold",
 )
 
@@ -63,6 +64,12 @@ class TrackerConfig(YamlConfig):
     lost_search_step: float = 0.75
     # While LOST the target may be anywhere in the search window: weaker cosine window.
     lost_window_influence: float = 0.05
+    # While LOST: a frame searched at the last position (not a ring window) whose best candidate scores at least
+    # lost_threshold and lies within one target size (sqrt(w*h)) of it moves that position there (centre only; size
+    # and state stay, LOST until the recovery level). A target that comes back from an occlusion partly hidden,
+    # scoring under the recovery level, and moves on would otherwise leave the frozen window before it is seen whole;
+    # but the LOST box then drifts with whatever scores above lost_threshold (measured: MODEL_CARD, off in the presets).
+    lost_follow: bool = False
     # --- box-quality head (models that have one: the embedded model) -----------------------------------------------
     # Choose the box of each frame among the refined box, the RPN box and the refined centre at the previous size by
     # the head's predicted IoU (instead of always the refined box): the head has seen boxes grown over the
@@ -131,7 +138,7 @@ class TrackerConfig(YamlConfig):
         if self.lost_threshold > self.confidence_threshold:
             raise ValueError(f"TrackerConfig.lost_threshold ({self.lost_threshold}) must not exceed "
                              f"confidence_threshold ({self.confidence_threshold})")
-        for name in ("long_term", "cuda_graph", "warmup", "quality_select", "verify_size"):
+        for name in ("long_term", "lost_follow", "cuda_graph", "warmup", "quality_select", "verify_size"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TrackerConfig.{name} must be true/false, got {getattr(self, name)!r}")
 

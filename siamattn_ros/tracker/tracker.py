@@ -85,6 +85,7 @@ class SearchWindow:
     side: int
     scale_z: float
     lost: bool
+    ring: bool = False  # the LOST scan moved it off the last position
 
     @property
     def origin(self) -> Tuple[float, float]:
@@ -379,14 +380,14 @@ class Tracker:
         s_z = self._context_side(1.0)
         scale_z = self.exemplar_size / s_z
         s_x = round(s_z * self.instance_size / self.exemplar_size)
-        center = self._center
+        center, ring = self._center, False
         if lost:
             i, j = lost_scan_offset(self._lost_scan_step, cfg.lost_search_rings)
             step = cfg.lost_search_step * 2 * (self.score_size // 2) * self.anchor_stride / scale_z
             cand = (center[0] + i * step, center[1] + j * step)
-            if 0 <= cand[0] < width and 0 <= cand[1] < height:
-                center = cand
-        return SearchWindow(center=center, side=s_x, scale_z=scale_z, lost=lost)
+            if (i, j) != (0, 0) and 0 <= cand[0] < width and 0 <= cand[1] < height:
+                center, ring = cand, True
+        return SearchWindow(center=center, side=s_x, scale_z=scale_z, lost=lost, ring=ring)
 
     def _search(self, x: torch.Tensor, window: SearchWindow, cfg: TrackerConfig,
                 timings: Dict[str, float]) -> SearchResult:
@@ -427,15 +428,22 @@ class Tracker:
                       width: int, height: int) -> None:
         """Steps 8-10: move the state towards the refined box (size with learning rate penalty·score·lr), clipped
         to the image. Held (unchanged) on a non-finite frame, and in long-term mode while the confidence is below
-        lost_threshold or the state is LOST."""
-        if not found.finite or (cfg.long_term and (found.confidence < cfg.lost_threshold
-                                                   or state == TrackState.LOST)):
+        lost_threshold or the state is LOST (with lost_follow, a LOST frame searched at the last position and
+        scoring >= lost_threshold moves the centre only, by at most one target size)."""
+        if not found.finite or (cfg.long_term and found.confidence < cfg.lost_threshold):
             return
         cx_f, cy_f, w_f, h_f = found.box
         x0, y0 = window.origin
-        w, h = self._size
         new_cx = cx_f / window.scale_z + x0
         new_cy = cy_f / window.scale_z + y0
+        if cfg.long_term and state == TrackState.LOST:
+            # Only a step of at most one target size: the LOST window is wide and hardly penalises distance, and a
+            # farther hit is as likely a look-alike as the target.
+            if cfg.lost_follow and not window.ring and math.hypot(new_cx - self._center[0], new_cy - self._center[1]) \
+                    <= math.sqrt(self._size[0] * self._size[1]):
+                self._center = (min(max(new_cx, 0.0), width - 1.0), min(max(new_cy, 0.0), height - 1.0))
+            return
+        w, h = self._size
         lr = found.penalty * found.score * cfg.lr
         new_w = w * (1 - lr) + w_f / window.scale_z * lr
         new_h = h * (1 - lr) + h_f / window.scale_z * lr
