@@ -22,8 +22,7 @@ PRESETS = ("otb100", "vot2018", "embedded")
 RUNTIME_FIELDS = (
     "confidence_threshold", "hysteresis", "lost_threshold", "lost_frames", "low_confidence_frames", "long_term",
     "lost_search_rings", "lost_search_step", "lost_window_influence", "lost_follow", "penalty_k", "window_influence",
-    "lr",
-    "mask_threshold",
+    "lr", "mask_threshold",
 )
 
 
