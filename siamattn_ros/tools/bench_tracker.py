@@ -87,7 +87,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="tracker preset or TrackerConfig YAML of A (default: the model's preset)")
     ap.add_argument("--vs-tracker-config", default=None, metavar="PRESET|YAML",
                     help="time A's model (or --vs-checkpoint) with this tracker config as B")
-    ap.add_argument("--rounds", type=int, default=3, help="A/B alternations per size with --vs-checkpoint / --vs-tracker-config")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="A/B alternations per size with --vs-checkpoint / --vs-tracker-config")
     args = ap.parse_args(argv)
 
     import torch

@@ -434,20 +434,19 @@ class Tracker:
             return
         cx_f, cy_f, w_f, h_f = found.box
         x0, y0 = window.origin
-        new_cx = cx_f / window.scale_z + x0
-        new_cy = cy_f / window.scale_z + y0
+        found_center = (cx_f / window.scale_z + x0, cy_f / window.scale_z + y0)
+        center = (min(max(found_center[0], 0.0), width - 1.0), min(max(found_center[1], 0.0), height - 1.0))
+        w, h = self._size
         if cfg.long_term and state == TrackState.LOST:
             # Only a step of at most one target size: the LOST window is wide and hardly penalises distance, and a
             # farther hit is as likely a look-alike as the target.
-            if cfg.lost_follow and not window.ring and math.hypot(new_cx - self._center[0], new_cy - self._center[1]) \
-                    <= math.sqrt(self._size[0] * self._size[1]):
-                self._center = (min(max(new_cx, 0.0), width - 1.0), min(max(new_cy, 0.0), height - 1.0))
+            if cfg.lost_follow and not window.ring and math.dist(found_center, self._center) <= math.sqrt(w * h):
+                self._center = center
             return
-        w, h = self._size
         lr = found.penalty * found.score * cfg.lr
         new_w = w * (1 - lr) + w_f / window.scale_z * lr
         new_h = h * (1 - lr) + h_f / window.scale_z * lr
-        self._center = (min(max(new_cx, 0.0), width - 1.0), min(max(new_cy, 0.0), height - 1.0))
+        self._center = center
         self._size = (min(max(new_w, 10.0), width - 1.0), min(max(new_h, 10.0), height - 1.0))
 
     def _check_size(self, image: np.ndarray, cfg: TrackerConfig, timings: Dict[str, float]) -> None:
