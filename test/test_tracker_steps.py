@@ -211,8 +211,10 @@ def test_polygon_of_rotated_rectangle():
     corners = cv2.boxPoints(((80.0, 60.0), (60.0, 30.0), 30.0))
     cv2.fillPoly(mask, [np.round(corners).astype(np.int32)], 255)
     region = mask[20:110, 30:140]
-    poly = M.mask_polygon(region, (30, 20), np.array([0.0, 0.0, 5.0, 5.0]))
+    poly, box = M.mask_shape(region, (30, 20), np.array([0.0, 0.0, 5.0, 5.0]))
     assert poly.shape == (4, 2) and poly.dtype == np.float32
+    ys, xs = np.nonzero(mask)  # the box is the component's pixel extent, in image coordinates
+    np.testing.assert_array_equal(box, [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1])
     (cx, cy), (rw, rh), _ = cv2.minAreaRect(poly)
     assert abs(cx - 80) < 1.0 and abs(cy - 60) < 1.0
     assert sorted((rw, rh)) == pytest.approx([30, 60], abs=2.0)
@@ -222,9 +224,25 @@ def test_polygon_falls_back_to_box_for_small_masks():
     mask = np.zeros((50, 50), np.uint8)
     mask[10:19, 10:19] = 255  # 9x9 -> contour area 64 <= 100
     box = np.array([5.0, 6.0, 20.0, 10.0])
-    np.testing.assert_array_equal(M.mask_polygon(mask, (0, 0), box),
-                                  np.array([[5, 6], [25, 6], [25, 16], [5, 16]], np.float32))
-    np.testing.assert_array_equal(M.mask_polygon(np.zeros((0, 0), np.uint8), (0, 0), box), M.box_polygon(box))
+    poly, mask_box = M.mask_shape(mask, (0, 0), box)
+    np.testing.assert_array_equal(poly, np.array([[5, 6], [25, 6], [25, 16], [5, 16]], np.float32))
+    assert mask_box is None
+    poly, mask_box = M.mask_shape(np.zeros((0, 0), np.uint8), (0, 0), box)
+    np.testing.assert_array_equal(poly, M.box_polygon(box))
+    assert mask_box is None
+
+
+def test_mask_box_is_the_largest_component_and_must_overlap_the_state_box():
+    mask = np.zeros((100, 200), np.uint8)
+    mask[20:60, 30:50] = 255     # 20 x 40: the largest component
+    mask[70:80, 150:170] = 255   # 20 x 10, elsewhere: ignored
+    poly, mask_box = M.mask_shape(mask, (0, 0), np.array([0.0, 0.0, 5.0, 5.0]))
+    np.testing.assert_array_equal(mask_box, [30, 20, 20, 40])
+    state = np.array([28.0, 18.0, 26.0, 46.0])  # IoU 800 / 1196 = 0.67: the mask's box is reported
+    np.testing.assert_array_equal(M.choose_box(state, mask_box), mask_box)
+    wide = np.array([20.0, 10.0, 50.0, 60.0])  # IoU 800 / 3000 = 0.27 < MASK_BOX_MIN_IOU: the state box stays
+    np.testing.assert_array_equal(M.choose_box(wide, mask_box), wide)
+    np.testing.assert_array_equal(M.choose_box(state, None), state)
 
 
 # --- clipping and input checks -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ PRESETS = ("otb100", "vot2018", "embedded")
 RUNTIME_FIELDS = (
     "confidence_threshold", "hysteresis", "lost_threshold", "lost_frames", "low_confidence_frames", "long_term",
     "lost_search_rings", "lost_search_step", "lost_window_influence", "lost_follow", "penalty_k", "window_influence",
-    "lr", "mask_threshold",
+    "lr", "mask_threshold", "box_from_mask",
 )
 
 
@@ -97,6 +97,15 @@ class TrackerConfig(YamlConfig):
     # Sizes within this relative change (width or height) of the last checked size pass without a check: the check
     # costs ~0.2 of a frame, and most frames barely change the size. Bounds the unchecked drift.
     verify_step: float = 0.02
+    # --- reported box ----------------------------------------------------------------------------------------------
+    # Report the bounding box of the mask's largest component (the component the polygon describes) instead of the
+    # state box, where that component is larger than MIN_POLYGON_AREA and overlaps the state box with IoU >=
+    # MASK_BOX_MIN_IOU (a mask that split or leaked is not allowed to move the box). The state, and so the next
+    # frame, is unchanged: only what is reported. The mask head then runs on every frame, also when track() is
+    # called with want_mask=False. The mask follows the target's outline where the box regression overshoots (a
+    # walking person's legs, a rigid target under perspective change); feeding it back into the state made a
+    # person's box collapse (bikes_walker 0.47 -> 0.32). Measured: MODEL_CARD.
+    box_from_mask: bool = False
     # --- speed -----------------------------------------------------------------------------------------------------
     # Capture the fixed-shape part (network + decode + box refinement, and the mask head) in CUDA graphs on CUDA.
     cuda_graph: bool = True
@@ -137,7 +146,8 @@ class TrackerConfig(YamlConfig):
         if self.lost_threshold > self.confidence_threshold:
             raise ValueError(f"TrackerConfig.lost_threshold ({self.lost_threshold}) must not exceed "
                              f"confidence_threshold ({self.confidence_threshold})")
-        for name in ("long_term", "lost_follow", "cuda_graph", "warmup", "quality_select", "verify_size"):
+        for name in ("long_term", "lost_follow", "cuda_graph", "warmup", "quality_select", "verify_size",
+                     "box_from_mask"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TrackerConfig.{name} must be true/false, got {getattr(self, name)!r}")
 

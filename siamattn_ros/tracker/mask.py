@@ -1,4 +1,4 @@
-"""Mask paste-back into the frame and the rotated-rectangle polygon (spec §10.3 steps 13-15).
+"""Mask paste-back into the frame, the rotated-rectangle polygon (spec §10.3 steps 13-15) and the mask's box.
 
 The M×M mask probabilities are warped into the image with the authors' affine map (x = a·u + c_x, y = b·v + c_y,
 bilinear, zero outside the mask). Only the image region the warped mask can touch is computed (everything else is 0
@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from siamattn_ros.interface.metrics import box_iou
+
 # Polygon from the mask only when its largest component is bigger than this (px²), else the box (spec step 15).
 MIN_POLYGON_AREA = 100.0
+# TrackerConfig.box_from_mask reports the mask's box only if it overlaps the state box at least this much.
+MASK_BOX_MIN_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -101,17 +105,29 @@ def box_polygon(box_xywh: np.ndarray) -> np.ndarray:
     return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
 
 
-def mask_polygon(region: np.ndarray, offset: Tuple[int, int], fallback_box: np.ndarray) -> np.ndarray:
-    """Corners of the minimum-area rotated rectangle of the largest external contour of a binary mask region
-    (placed at `offset` in the image); the fallback box's corners if that contour is not larger than 100 px²."""
+def mask_shape(region: np.ndarray, offset: Tuple[int, int],
+               fallback_box: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """The largest external contour of a binary mask region (placed at `offset` in the image): the corners of its
+    minimum-area rotated rectangle and its axis-aligned bounding box (x, y, w, h, image pixels). When that contour is
+    not larger than MIN_POLYGON_AREA: the fallback box's corners and None."""
     if region.size:
         contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=offset)
         if contours:
             areas = [cv2.contourArea(c) for c in contours]
-            best = int(np.argmax(areas))
-            if areas[best] > MIN_POLYGON_AREA:
-                return cv2.boxPoints(cv2.minAreaRect(contours[best])).astype(np.float32)
-    return box_polygon(fallback_box)
+            best = contours[int(np.argmax(areas))]
+            if max(areas) > MIN_POLYGON_AREA:
+                x, y, w, h = cv2.boundingRect(best)
+                return (cv2.boxPoints(cv2.minAreaRect(best)).astype(np.float32),
+                        np.array([x, y, w, h], np.float64))
+    return box_polygon(fallback_box), None
+
+
+def choose_box(state_box: np.ndarray, mask_box: Optional[np.ndarray]) -> np.ndarray:
+    """TrackerConfig.box_from_mask: the mask's box where there is one overlapping the state box with IoU >=
+    MASK_BOX_MIN_IOU, else the state box (both x, y, w, h)."""
+    if mask_box is None or box_iou(np.asarray(state_box, np.float64)[None], mask_box[None])[0] < MASK_BOX_MIN_IOU:
+        return state_box
+    return mask_box
 
 
 def sub_rect(mask_roi_crop: Tuple[float, float, float, float], crop_origin: Tuple[float, float],
@@ -123,5 +139,5 @@ def sub_rect(mask_roi_crop: Tuple[float, float, float, float], crop_origin: Tupl
     return crop_origin[0] + x1 * k, crop_origin[1] + y1 * k, (x2 - x1) * k, (y2 - y1) * k
 
 
-__all__ = ["PasteMap", "paste_map", "paste_cv", "paste_torch", "full_frame", "box_polygon", "mask_polygon",
-           "sub_rect", "MIN_POLYGON_AREA"]
+__all__ = ["PasteMap", "paste_map", "paste_cv", "paste_torch", "full_frame", "box_polygon", "mask_shape",
+           "choose_box", "sub_rect", "MIN_POLYGON_AREA", "MASK_BOX_MIN_IOU"]

@@ -312,7 +312,8 @@ class Tracker:
 
         Steps (spec §10.3): fit the state to the frame size, choose the search window (the LOST scan in long-term
         mode), crop, search on the device (network, decode, best anchor, box refinement), confidence state, state
-        update, reported box; then mask and polygon when asked.
+        update, reported box; then mask and polygon when asked (and, with box_from_mask, the mask's box as the
+        reported box: the mask is then computed on every frame).
         """
         if not self.initialized:
             raise RuntimeError("Tracker.track() called before init(): call init(image, box_xywh) first")
@@ -351,8 +352,12 @@ class Tracker:
 
         mask = None
         polygon = M.box_polygon(box)
-        if want_mask:
-            mask, polygon = self._mask_and_polygon(found, window, state, cfg, box, width, height, timings)
+        if want_mask or cfg.box_from_mask:
+            mask, polygon, mask_box = self._mask_and_polygon(found, window, state, cfg, box, width, height, timings)
+            if cfg.box_from_mask:
+                box = M.choose_box(box, mask_box)
+            if not want_mask:
+                mask = None
             self._tick(timings, "mask", t3)
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self.last_timings = timings
@@ -470,12 +475,12 @@ class Tracker:
 
     def _mask_and_polygon(self, found: SearchResult, window: SearchWindow, state: TrackState, cfg: TrackerConfig,
                           box: np.ndarray, width: int, height: int,
-                          timings: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray]:
-        """Steps 12-15, or an empty mask and the box's polygon where there is nothing to segment: long-term (robot)
-        mode holds the state while LOST; the paper's inference (long_term false) segments every frame, LOST or
-        not. A non-finite frame never segments."""
+                          timings: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """Steps 12-15 (mask, polygon, the mask's box or None), or an empty mask, the box's polygon and None where
+        there is nothing to segment: long-term (robot) mode holds the state while LOST; the paper's inference
+        (long_term false) segments every frame, LOST or not. A non-finite frame never segments."""
         if (state == TrackState.LOST and cfg.long_term) or not found.finite:
-            return np.zeros((height, width), np.uint8), M.box_polygon(box)
+            return np.zeros((height, width), np.uint8), M.box_polygon(box), None
         return self._mask(self._center, self._size, window.origin, window.scale_z, window.side, box, width, height,
                           timings)
 
@@ -567,8 +572,9 @@ class Tracker:
 
     def _mask(self, center: Tuple[float, float], size: Tuple[float, float], crop_origin: Tuple[float, float],
               scale_z: float, s_x: int, box: np.ndarray, width: int, height: int,
-              timings: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray]:
-        """Steps 12-15: mask RoI from the new state, mask head, paste-back, threshold, polygon."""
+              timings: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """Steps 12-15: mask RoI from the new state, mask head, paste-back, threshold, polygon (and the box of the
+        polygon's mask component, None if there is none)."""
         x1, y1, x2, y2 = D.mask_roi(center, size, crop_origin, scale_z)
         roi = torch.tensor([[0.0, x1, y1, x2, y2]], dtype=torch.float32).to(self.device, non_blocking=True)
         t = time.perf_counter()
@@ -580,10 +586,10 @@ class Tracker:
             region = M.paste_torch(prob, pm, self.config.mask_threshold).cpu().numpy()
         else:
             region = M.paste_cv(prob.cpu().numpy(), pm, self.config.mask_threshold)  # OpenCV paste, any device
-        polygon = M.mask_polygon(region, (pm.x0, pm.y0), box)
+        polygon, mask_box = M.mask_shape(region, (pm.x0, pm.y0), box)
         full = M.full_frame(region, pm, width, height)
         self._tick(timings, "paste", t)
-        return full, polygon
+        return full, polygon, mask_box
 
     # --- set-up ----------------------------------------------------------------------------------------------------
     def _example_inputs(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
