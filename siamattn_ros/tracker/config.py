@@ -106,6 +106,14 @@ class TrackerConfig(YamlConfig):
     # walking person's legs, a rigid target under perspective change); feeding it back into the state made a
     # person's box collapse (bikes_walker 0.47 -> 0.32). Measured: MODEL_CARD.
     box_from_mask: bool = False
+    # Trim the mask to the pixels whose colour is likely on the target (siamattn_ros.tracker.colour_model: histograms
+    # of the init box and of the ring around it, P(target | colour) >= colour_threshold), for targets whose colour
+    # tells them from their surroundings on the init frame: the trimmed region there must overlap the init box with
+    # IoU >= colour_min_fit, otherwise the mask stays as the network gives it for this target. Mask, polygon and (with
+    # box_from_mask) the reported box follow the trimmed mask; the state does not. Read at init.
+    colour_mask: bool = False
+    colour_threshold: float = 0.3
+    colour_min_fit: float = 0.5
     # --- speed -----------------------------------------------------------------------------------------------------
     # Capture the fixed-shape part (network + decode + box refinement, and the mask head) in CUDA graphs on CUDA.
     cuda_graph: bool = True
@@ -130,6 +138,8 @@ class TrackerConfig(YamlConfig):
         unit("reference_confidence", 0.0, 1.0)
         unit("verify_trust", -1.0, 1.0)
         unit("verify_step", 0.0, 1.0)
+        unit("colour_threshold")
+        unit("colour_min_fit")
         unit("penalty_k", 0.0, 10.0)
         unit("context_amount", 0.0, 10.0)
         unit("lost_search_step", 0.1, 2.0)
@@ -147,7 +157,7 @@ class TrackerConfig(YamlConfig):
             raise ValueError(f"TrackerConfig.lost_threshold ({self.lost_threshold}) must not exceed "
                              f"confidence_threshold ({self.confidence_threshold})")
         for name in ("long_term", "lost_follow", "cuda_graph", "warmup", "quality_select", "verify_size",
-                     "box_from_mask"):
+                     "box_from_mask", "colour_mask"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TrackerConfig.{name} must be true/false, got {getattr(self, name)!r}")
 

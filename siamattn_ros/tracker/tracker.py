@@ -28,6 +28,7 @@ from siamattn_ros.interface.convert import check_box
 from siamattn_ros.model.anchors import flat_anchors
 from siamattn_ros.tracker import decode as D
 from siamattn_ros.tracker import mask as M
+from siamattn_ros.tracker.colour_model import ColourModel
 from siamattn_ros.tracker.config import RUNTIME_FIELDS, TrackerConfig
 from siamattn_ros.tracker.crop import context_side, crop_cv, crop_torch, to_tensor
 from siamattn_ros.tracker.result import TrackResult, TrackState
@@ -208,6 +209,8 @@ class Tracker:
         self._init_id = 0
         self._sm = ConfidenceStateMachine()
         self._size_check = TemplateSizeCheck(self.model, self.exemplar_size, self.device, self._autocast)
+        self._colour = ColourModel()
+        self._colour_on = False  # TrackerConfig.colour_mask and this target's colour fit it (set by init)
         self.reset()
         if self.config.warmup:
             self._warmup()
@@ -246,6 +249,17 @@ class Tracker:
         r0 of TrackerConfig.reference_confidence."""
         return self._init_quality
 
+    @property
+    def colour_fit(self) -> float:
+        """TrackerConfig.colour_mask: how well colour alone found the target on the init frame (IoU of the colour
+        model's region with the init box; the mask is trimmed by colour when >= colour_min_fit); NaN when off."""
+        return self._colour.fit_iou
+
+    @property
+    def colour_trim(self) -> bool:
+        """True when this target's masks are trimmed by colour (colour_mask on and the init frame's fit enough)."""
+        return self._colour_on
+
     def confidence_scale(self, cfg: Optional[TrackerConfig] = None) -> float:
         """The factor the published confidence gets: reference_confidence / init_quality within [2/3, 1.5], 1 when
         reference_confidence is 0 or there is no init quality."""
@@ -267,6 +281,8 @@ class Tracker:
         self._veto_held = False  # the last check vetoed: the next frame keeps _checked_size unchecked
         self._sm.reset()
         self._size_check.reset()
+        self._colour.reset()
+        self._colour_on = False
         self._graphs = {}
 
     def set_params(self, **changes: Any) -> TrackerConfig:
@@ -299,6 +315,9 @@ class Tracker:
         if self.config.verify_size:
             self._size_check.set_template(image, self._center, self._size, self.config.context_amount,
                                           self._pad_color)
+        if self.config.colour_mask:
+            fit = self._colour.fit(image, (x, y, w, h), self.config.colour_threshold)
+            self._colour_on = fit >= self.config.colour_min_fit
         self._init_id += 1
         if self._cuda and self.config.cuda_graph and not self._graph_failed:
             self._capture_graphs()
@@ -353,7 +372,7 @@ class Tracker:
         mask = None
         polygon = M.box_polygon(box)
         if want_mask or cfg.box_from_mask:
-            mask, polygon, mask_box = self._mask_and_polygon(found, window, state, cfg, box, width, height, timings)
+            mask, polygon, mask_box = self._mask_and_polygon(image, found, window, state, cfg, box, timings)
             if cfg.box_from_mask:
                 box = M.choose_box(box, mask_box)
             if not want_mask:
@@ -473,16 +492,15 @@ class Tracker:
             self._checked_size = self._size
         timings["size_check"] = (time.perf_counter() - t) * 1e3
 
-    def _mask_and_polygon(self, found: SearchResult, window: SearchWindow, state: TrackState, cfg: TrackerConfig,
-                          box: np.ndarray, width: int, height: int,
+    def _mask_and_polygon(self, image: np.ndarray, found: SearchResult, window: SearchWindow, state: TrackState,
+                          cfg: TrackerConfig, box: np.ndarray,
                           timings: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Steps 12-15 (mask, polygon, the mask's box or None), or an empty mask, the box's polygon and None where
         there is nothing to segment: long-term (robot) mode holds the state while LOST; the paper's inference
         (long_term false) segments every frame, LOST or not. A non-finite frame never segments."""
         if (state == TrackState.LOST and cfg.long_term) or not found.finite:
-            return np.zeros((height, width), np.uint8), M.box_polygon(box), None
-        return self._mask(self._center, self._size, window.origin, window.scale_z, window.side, box, width, height,
-                          timings)
+            return np.zeros(image.shape[:2], np.uint8), M.box_polygon(box), None
+        return self._mask(image, self._center, self._size, window.origin, window.scale_z, window.side, box, timings)
 
     def _context_side(self, factor: float) -> float:
         """crop.context_side of the current size, times factor."""
@@ -570,11 +588,12 @@ class Tracker:
             logits = self.model.mask_refine(roi)
         return torch.sigmoid(logits.float())[0, 0]
 
-    def _mask(self, center: Tuple[float, float], size: Tuple[float, float], crop_origin: Tuple[float, float],
-              scale_z: float, s_x: int, box: np.ndarray, width: int, height: int,
+    def _mask(self, image: np.ndarray, center: Tuple[float, float], size: Tuple[float, float],
+              crop_origin: Tuple[float, float], scale_z: float, s_x: int, box: np.ndarray,
               timings: Dict[str, float]) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-        """Steps 12-15: mask RoI from the new state, mask head, paste-back, threshold, polygon (and the box of the
-        polygon's mask component, None if there is none)."""
+        """Steps 12-15: mask RoI from the new state, mask head, paste-back, threshold (then the colour trim, where on
+        for this target), polygon, and the box of the polygon's mask component (None if there is none)."""
+        height, width = image.shape[:2]
         x1, y1, x2, y2 = D.mask_roi(center, size, crop_origin, scale_z)
         roi = torch.tensor([[0.0, x1, y1, x2, y2]], dtype=torch.float32).to(self.device, non_blocking=True)
         t = time.perf_counter()
@@ -586,6 +605,8 @@ class Tracker:
             region = M.paste_torch(prob, pm, self.config.mask_threshold).cpu().numpy()
         else:
             region = M.paste_cv(prob.cpu().numpy(), pm, self.config.mask_threshold)  # OpenCV paste, any device
+        if self._colour_on:
+            region = self._colour.trim(region, image[pm.y0:pm.y1, pm.x0:pm.x1])
         polygon, mask_box = M.mask_shape(region, (pm.x0, pm.y0), box)
         full = M.full_frame(region, pm, width, height)
         self._tick(timings, "paste", t)

@@ -1,0 +1,102 @@
+"""Colour likelihood of the target against its surroundings, learned on the init frame, to trim the mask.
+
+The mask head of the small model often takes in what the target stands on or walks beside (the cardboard box under
+a planar target, a companion next to a pedestrian). Where the target's colours differ from its surroundings, a
+per-pixel likelihood P(target | colour) from two histograms of the init frame (inside the init box, and the ring
+around it) tells those pixels apart, the way colour-based trackers (and CSRT's spatial reliability map) do. Whether
+colour separates this target at all is measured on the init frame itself: the trimmed region there must match the
+init box (``fit``); otherwise the model stays off for this target (TrackerConfig.colour_mask, colour_min_fit).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from siamattn_ros.interface.metrics import box_iou
+
+BINS = 16  # per channel: 4096 joint BGR bins (16 grey levels on a grey image)
+# The surrounding ring reaches this fraction of sqrt(w * h) beyond the box on every side.
+RING = 0.5
+# The likelihood map is averaged over this many pixels square: single pixels of a target colour in the background
+# (or of a background colour on the target) do not split or grow the mask.
+SMOOTH = 5
+# Components up to this area (px²) are noise, as for the polygon (mask.MIN_POLYGON_AREA).
+MIN_AREA = 100
+
+
+def _bins(image: np.ndarray) -> np.ndarray:
+    q = image.astype(np.int32) >> 4  # 256 / BINS levels per bin
+    return (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
+
+
+def _largest_box(binary: np.ndarray) -> Optional[np.ndarray]:
+    """(x, y, w, h) of the largest 8-connected component of a binary image, None if none is larger than MIN_AREA."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return None
+    j = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return stats[j, :4].astype(np.float64) if stats[j, cv2.CC_STAT_AREA] > MIN_AREA else None
+
+
+class ColourModel:
+    """``fit(image, box, threshold)`` on the init frame; then ``trim(region, image_region)`` on each frame's mask."""
+
+    def __init__(self) -> None:
+        self.lut: Optional[np.ndarray] = None  # P(target | bin), float32 (BINS³,)
+        self.threshold = 0.0
+        self.fit_iou = float("nan")
+
+    def reset(self) -> None:
+        self.lut, self.fit_iou = None, float("nan")
+
+    def fit(self, image: np.ndarray, box_xywh: Sequence[float], threshold: float) -> float:
+        """Learn the histograms of the box and its ring in `image`. Returns (and stores as fit_iou) the IoU of the
+        box with the largest component of {likelihood >= threshold} in the box + ring: how well colour alone finds
+        this target on the frame it was learned from."""
+        height, width = image.shape[:2]
+        x, y, w, h = (float(v) for v in box_xywh)
+        pad = RING * math.sqrt(max(w * h, 1.0))
+        x0, y0 = int(max(x, 0.0)), int(max(y, 0.0))
+        x1, y1 = int(min(x + w, width)), int(min(y + h, height))
+        rx0, ry0 = int(max(x - pad, 0.0)), int(max(y - pad, 0.0))
+        rx1, ry1 = int(min(x + w + pad, width)), int(min(y + h + pad, height))
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"colour model: box {list(box_xywh)} has no pixels in the {width}x{height} image")
+        q = _bins(image[ry0:ry1, rx0:rx1])
+        inside = np.bincount(q[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0].ravel(), minlength=BINS ** 3)
+        ring = np.bincount(q.ravel(), minlength=BINS ** 3) - inside
+        # Raw counts, not densities: a colour common in the ring but rare in the box stays unlikely (the ring's
+        # larger area is the prior). +1 / +2: an unseen colour gets 0.5.
+        self.lut = ((inside + 1.0) / (inside + ring + 2.0)).astype(np.float32)
+        self.threshold = float(threshold)
+        found = _largest_box(self.likelihood(image[ry0:ry1, rx0:rx1]) >= self.threshold)
+        if found is None:
+            self.fit_iou = 0.0
+        else:
+            found[:2] += (rx0, ry0)
+            self.fit_iou = float(box_iou(found[None], np.array([[x, y, w, h]]))[0])
+        return self.fit_iou
+
+    def likelihood(self, image_region: np.ndarray) -> np.ndarray:
+        """Smoothed P(target | colour) per pixel of an image region (float32, same height and width)."""
+        if self.lut is None:
+            raise RuntimeError("ColourModel.likelihood before fit()")
+        return cv2.blur(self.lut[_bins(image_region)], (SMOOTH, SMOOTH))
+
+    def trim(self, region: np.ndarray, image_region: np.ndarray) -> np.ndarray:
+        """The binary (0 / 255) mask region without its pixels whose colour is unlikely on the target; only the
+        mask's bounding rectangle is looked at."""
+        ys, xs = np.nonzero(region)
+        if not len(xs):
+            return region
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        out = np.zeros_like(region)
+        keep = self.likelihood(image_region[y0:y1, x0:x1]) >= self.threshold
+        out[y0:y1, x0:x1] = np.where(keep, region[y0:y1, x0:x1], 0)
+        return out
+
+
+__all__ = ["ColourModel", "BINS", "RING", "SMOOTH"]
