@@ -56,6 +56,9 @@ def test_colour_settings_are_validated():
         TrackerConfig(colour_mask="on")
     with pytest.raises(RuntimeError, match="before fit"):
         ColourModel().likelihood(_scene())
+    # An init box with less than a whole pixel inside the image (it may lie mostly outside): no model, fit 0.
+    cm = ColourModel()
+    assert cm.fit(_scene(), (-30.0, 50.0, 30.5, 40.0), threshold=0.3) == 0.0 and cm.lut is None
 
 
 @pytest.fixture(scope="module")

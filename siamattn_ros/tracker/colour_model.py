@@ -63,8 +63,9 @@ class ColourModel:
         x1, y1 = int(min(x + w, width)), int(min(y + h, height))
         rx0, ry0 = int(max(x - pad, 0.0)), int(max(y - pad, 0.0))
         rx1, ry1 = int(min(x + w + pad, width)), int(min(y + h + pad, height))
-        if x1 <= x0 or y1 <= y0:
-            raise ValueError(f"colour model: box {list(box_xywh)} has no pixels in the {width}x{height} image")
+        if x1 <= x0 or y1 <= y0:  # less than one whole pixel in the image (a box mostly outside it): no model
+            self.lut, self.fit_iou = None, 0.0
+            return 0.0
         q = _bins(image[ry0:ry1, rx0:rx1])
         inside = np.bincount(q[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0].ravel(), minlength=BINS ** 3)
         ring = np.bincount(q.ravel(), minlength=BINS ** 3) - inside
