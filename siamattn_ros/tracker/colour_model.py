@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from siamattn_ros.interface.metrics import box_iou
+from siamattn_ros.tracker.mask import MIN_POLYGON_AREA
 
 BINS = 16  # per channel: 4096 joint BGR bins (16 grey levels on a grey image)
 # The surrounding ring reaches this fraction of sqrt(w * h) beyond the box on every side.
@@ -23,8 +24,6 @@ RING = 0.5
 # The likelihood map is averaged over this many pixels square: single pixels of a target colour in the background
 # (or of a background colour on the target) do not split or grow the mask.
 SMOOTH = 5
-# Components up to this area (px²) are noise, as for the polygon (mask.MIN_POLYGON_AREA).
-MIN_AREA = 100
 
 
 def _bins(image: np.ndarray) -> np.ndarray:
@@ -33,12 +32,13 @@ def _bins(image: np.ndarray) -> np.ndarray:
 
 
 def _largest_box(binary: np.ndarray) -> Optional[np.ndarray]:
-    """(x, y, w, h) of the largest 8-connected component of a binary image, None if none is larger than MIN_AREA."""
+    """(x, y, w, h) of the largest 8-connected component of a binary image, None if none is larger than
+    MIN_POLYGON_AREA (px²: smaller ones are noise, as for the polygon)."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
     if n < 2:
         return None
     j = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return stats[j, :4].astype(np.float64) if stats[j, cv2.CC_STAT_AREA] > MIN_AREA else None
+    return stats[j, :4].astype(np.float64) if stats[j, cv2.CC_STAT_AREA] > MIN_POLYGON_AREA else None
 
 
 class ColourModel:
