@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 
 from siamattn_ros.interface.metrics import box_iou
-from siamattn_ros.tracker.mask import MIN_POLYGON_AREA
+from siamattn_ros.tracker.mask import mask_shape
 
-BINS = 16  # per channel: 4096 joint BGR bins (16 grey levels on a grey image)
+SHIFT = 4  # 8-bit levels -> bins: 256 >> SHIFT = 16 per channel, 4096 joint BGR bins (16 grey levels on a grey image)
+BINS = 256 >> SHIFT
 # The surrounding ring reaches this fraction of sqrt(w * h) beyond the box on every side.
 RING = 0.5
 # The likelihood map is averaged over this many pixels square: single pixels of a target colour in the background
@@ -27,35 +28,27 @@ SMOOTH = 5
 
 
 def _bins(image: np.ndarray) -> np.ndarray:
-    q = image.astype(np.int32) >> 4  # 256 / BINS levels per bin
+    q = image.astype(np.int32) >> SHIFT
     return (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
 
 
-def _largest_box(binary: np.ndarray) -> Optional[np.ndarray]:
-    """(x, y, w, h) of the largest 8-connected component of a binary image, None if none is larger than
-    MIN_POLYGON_AREA (px²: smaller ones are noise, as for the polygon)."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
-    if n < 2:
-        return None
-    j = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return stats[j, :4].astype(np.float64) if stats[j, cv2.CC_STAT_AREA] > MIN_POLYGON_AREA else None
-
-
 class ColourModel:
-    """``fit(image, box, threshold)`` on the init frame; then ``trim(region, image_region)`` on each frame's mask."""
+    """``fit(image, box, threshold, min_fit)`` on the init frame; then, while ``active``, ``trim(region,
+    image_region)`` on each frame's mask."""
 
     def __init__(self) -> None:
         self.lut: Optional[np.ndarray] = None  # P(target | bin), float32 (BINS³,)
         self.threshold = 0.0
         self.fit_iou = float("nan")
+        self.active = False  # fitted, and fit_iou >= min_fit: colour tells this target from its surroundings
 
     def reset(self) -> None:
-        self.lut, self.fit_iou = None, float("nan")
+        self.lut, self.fit_iou, self.active = None, float("nan"), False
 
-    def fit(self, image: np.ndarray, box_xywh: Sequence[float], threshold: float) -> float:
+    def fit(self, image: np.ndarray, box_xywh: Sequence[float], threshold: float, min_fit: float = 0.0) -> float:
         """Learn the histograms of the box and its ring in `image`. Returns (and stores as fit_iou) the IoU of the
         box with the largest component of {likelihood >= threshold} in the box + ring: how well colour alone finds
-        this target on the frame it was learned from."""
+        this target on the frame it was learned from; `active` when that is >= min_fit."""
         height, width = image.shape[:2]
         x, y, w, h = (float(v) for v in box_xywh)
         pad = RING * math.sqrt(max(w * h, 1.0))
@@ -64,7 +57,8 @@ class ColourModel:
         rx0, ry0 = int(max(x - pad, 0.0)), int(max(y - pad, 0.0))
         rx1, ry1 = int(min(x + w + pad, width)), int(min(y + h + pad, height))
         if x1 <= x0 or y1 <= y0:  # less than one whole pixel in the image (a box mostly outside it): no model
-            self.lut, self.fit_iou = None, 0.0
+            self.reset()
+            self.fit_iou = 0.0
             return 0.0
         q = _bins(image[ry0:ry1, rx0:rx1])
         inside = np.bincount(q[y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0].ravel(), minlength=BINS ** 3)
@@ -73,12 +67,10 @@ class ColourModel:
         # larger area is the prior). +1 / +2: an unseen colour gets 0.5.
         self.lut = ((inside + 1.0) / (inside + ring + 2.0)).astype(np.float32)
         self.threshold = float(threshold)
-        found = _largest_box(self.likelihood(image[ry0:ry1, rx0:rx1]) >= self.threshold)
-        if found is None:
-            self.fit_iou = 0.0
-        else:
-            found[:2] += (rx0, ry0)
-            self.fit_iou = float(box_iou(found[None], np.array([[x, y, w, h]]))[0])
+        found_region = (self.likelihood(image[ry0:ry1, rx0:rx1]) >= self.threshold).astype(np.uint8)
+        _, found = mask_shape(found_region, (rx0, ry0), np.zeros(4))
+        self.fit_iou = 0.0 if found is None else float(box_iou(found[None], np.array([[x, y, w, h]]))[0])
+        self.active = self.fit_iou >= min_fit
         return self.fit_iou
 
     def likelihood(self, image_region: np.ndarray) -> np.ndarray:

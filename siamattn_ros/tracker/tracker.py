@@ -209,8 +209,7 @@ class Tracker:
         self._init_id = 0
         self._sm = ConfidenceStateMachine()
         self._size_check = TemplateSizeCheck(self.model, self.exemplar_size, self.device, self._autocast)
-        self._colour = ColourModel()
-        self._colour_on = False  # TrackerConfig.colour_mask and this target's colour fit it (set by init)
+        self._colour = ColourModel()  # fitted at init when TrackerConfig.colour_mask
         self.reset()
         if self.config.warmup:
             self._warmup()
@@ -258,7 +257,7 @@ class Tracker:
     @property
     def colour_trim(self) -> bool:
         """True when this target's masks are trimmed by colour (colour_mask on and the init frame's fit enough)."""
-        return self._colour_on
+        return self._colour.active
 
     def confidence_scale(self, cfg: Optional[TrackerConfig] = None) -> float:
         """The factor the published confidence gets: reference_confidence / init_quality within [2/3, 1.5], 1 when
@@ -282,7 +281,6 @@ class Tracker:
         self._sm.reset()
         self._size_check.reset()
         self._colour.reset()
-        self._colour_on = False
         self._graphs = {}
 
     def set_params(self, **changes: Any) -> TrackerConfig:
@@ -316,8 +314,7 @@ class Tracker:
             self._size_check.set_template(image, self._center, self._size, self.config.context_amount,
                                           self._pad_color)
         if self.config.colour_mask:
-            fit = self._colour.fit(image, (x, y, w, h), self.config.colour_threshold)
-            self._colour_on = fit >= self.config.colour_min_fit
+            self._colour.fit(image, (x, y, w, h), self.config.colour_threshold, self.config.colour_min_fit)
         self._init_id += 1
         if self._cuda and self.config.cuda_graph and not self._graph_failed:
             self._capture_graphs()
@@ -605,7 +602,7 @@ class Tracker:
             region = M.paste_torch(prob, pm, self.config.mask_threshold).cpu().numpy()
         else:
             region = M.paste_cv(prob.cpu().numpy(), pm, self.config.mask_threshold)  # OpenCV paste, any device
-        if self._colour_on:
+        if self._colour.active:
             region = self._colour.trim(region, image[pm.y0:pm.y1, pm.x0:pm.x1])
         polygon, mask_box = M.mask_shape(region, (pm.x0, pm.y0), box)
         full = M.full_frame(region, pm, width, height)
