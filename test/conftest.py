@@ -31,3 +31,11 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped embedded model in a Tracker (no warm-up), one per test module; tests set its config before init."""
+    from siamattn_ros.tracker import TrackerConfig, build_tracker
+
+    return build_tracker("embedded", config=TrackerConfig(warmup=False))

@@ -7,7 +7,7 @@ import pytest
 
 from siamattn_ros.interface.metrics import box_iou
 from siamattn_ros.testing.networks import ScriptedNet
-from siamattn_ros.tracker import Tracker, TrackerConfig, TrackState, build_tracker, load_preset
+from siamattn_ros.tracker import Tracker, TrackerConfig, TrackState, load_preset
 from siamattn_ros.tracker import mask as M
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -21,11 +21,6 @@ def test_box_from_mask_is_validated_and_changeable_at_run_time():
     assert tr.set_params(box_from_mask=True).box_from_mask is True
     assert load_preset("embedded").box_from_mask is True
     assert load_preset("vot2018").box_from_mask is False and load_preset("otb100").box_from_mask is False
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    return build_tracker("embedded", config=TrackerConfig(warmup=False))
 
 
 def _run(tracker: Tracker, frames, box0, want_mask: bool, **changes):

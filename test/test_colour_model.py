@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from siamattn_ros.interface.metrics import box_iou
-from siamattn_ros.tracker import TrackerConfig, build_tracker, load_preset
+from siamattn_ros.tracker import TrackerConfig, load_preset
 from siamattn_ros.tracker.colour_model import ColourModel
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -59,11 +59,6 @@ def test_colour_settings_are_validated():
     # An init box with less than a whole pixel inside the image (it may lie mostly outside): no model, fit 0.
     cm = ColourModel()
     assert cm.fit(_scene(), (-30.0, 50.0, 30.5, 40.0), threshold=0.3) == 0.0 and cm.lut is None
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    return build_tracker("embedded", config=TrackerConfig(warmup=False))
 
 
 def _read(name: str):

@@ -9,7 +9,7 @@ import pytest
 
 from siamattn_ros.interface.metrics import box_iou
 from siamattn_ros.testing.networks import ScriptedNet
-from siamattn_ros.tracker import Tracker, TrackerConfig, TrackState, build_tracker, load_preset
+from siamattn_ros.tracker import Tracker, TrackerConfig, TrackState, load_preset
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 SMALL = Path(__file__).resolve().parents[1] / "data" / "annotations" / "vtest_small"
@@ -63,11 +63,6 @@ def test_lost_follow_is_validated_and_changeable_at_run_time():
         TrackerConfig(lost_follow="yes")
     tr = Tracker(ScriptedNet(), TrackerConfig(warmup=False))
     assert tr.set_params(lost_follow=True).lost_follow is True
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    return build_tracker("embedded", config=TrackerConfig(warmup=False))
 
 
 def test_shipped_model_is_lost_within_10_frames_of_the_target_leaving_real_footage(shipped):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from siamattn_ros.tracker import TrackerConfig, build_tracker, load_preset
+from siamattn_ros.tracker import TrackerConfig, load_preset
 from siamattn_ros.tracker.size_check import TemplateSizeCheck, warp_to_template
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -41,11 +41,6 @@ def test_warp_puts_the_box_where_the_reference_box_lies_in_the_exemplar_crop():
     assert (edge[0, 0] == GREY).all()
     with pytest.raises(ValueError, match="positive"):
         warp_to_template(frame, centre, (0.0, 60.0), ref, 127, 0.5, GREY)
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    return build_tracker("embedded", config=TrackerConfig(warmup=False))
 
 
 def test_the_shipped_model_matches_its_template_best_at_the_right_size(shipped):
