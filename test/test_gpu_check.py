@@ -142,7 +142,8 @@ def test_gpu_check_cpu_smoke(tmp_path):
     for r in measured:
         assert r["model"] == "embedded" and r["precision"] == "fp32" and not r["graphs"]
         assert r["total_ms"] > 0 and r["fps"] > 0 and r["peak_gpu_mb"].startswith("not run")
-        assert set(r["stages_ms"]) == {"crop", "network", "decode", "size_check", "mask_head", "paste"}
+        assert set(r["stages_ms"]) == {"crop", "network", "decode", "size_check", "template_search", "mask_head",
+                                       "paste"}
         assert r["stages_ms"]["network"] > 0 and r["mask_head_ran"]  # the whole pipeline was timed
     assert any(r.get("status") == "not run: CUDA graphs need a CUDA device" for r in speed)
     assert any(r.get("model") == "paper" and r["status"].startswith("not run") for r in speed)

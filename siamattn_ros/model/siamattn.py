@@ -63,6 +63,7 @@ class SiamAttn(nn.Module):
         self._box_feat: Optional[torch.Tensor] = None
         self._mask_feat: Optional[torch.Tensor] = None
         self._template_vec: Optional[torch.Tensor] = None
+        self._search_feat: Optional[List[torch.Tensor]] = None
 
     # --- the four calls -------------------------------------------------------------------------------------------
     def extract(self, img: torch.Tensor) -> List[torch.Tensor]:
@@ -86,6 +87,7 @@ class SiamAttn(nn.Module):
         if self._zf is None:
             raise RuntimeError("SiamAttn.track() called before template()")
         xf = self.extract(x)
+        self._search_feat = xf[2:]
         if xf[2].size(0) != self._zf[2].size(0):
             raise ValueError(f"search batch {xf[2].size(0)} != template batch {self._zf[2].size(0)}")
         if self._dsa_cache is not None and not self.training:
@@ -97,6 +99,12 @@ class SiamAttn(nn.Module):
         xs = xf[:2] + x_e
         self._box_feat, self._mask_feat = self.feature_fusion(zs, xs)
         return {"cls": cls, "loc": loc}
+
+    def search_features(self) -> List[torch.Tensor]:
+        """The adjusted feature levels (2-4, before attention) of the last track() call's search crop."""
+        if self._search_feat is None:
+            raise RuntimeError("SiamAttn.search_features() called before track()")
+        return self._search_feat
 
     @staticmethod
     def _check_rois(rois: torch.Tensor) -> torch.Tensor:
@@ -146,6 +154,7 @@ class SiamAttn(nn.Module):
     def reset(self) -> None:
         """Drop the cached template / frame features."""
         self._zf = self._dsa_cache = self._box_feat = self._mask_feat = self._template_vec = None
+        self._search_feat = None
 
     def anchors(self) -> np.ndarray:
         """(A, 4, S, S) anchors (cx, cy, w, h), centres relative to the crop centre, crop pixels."""

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 SIZES: Tuple[Tuple[int, int], ...] = ((640, 480), (1280, 720))
-STAGES = ("crop", "network", "decode", "size_check", "mask_head", "paste")
+STAGES = ("crop", "network", "decode", "size_check", "template_search", "mask_head", "paste")
 
 
 def make_frames(width: int, height: int, n: int, seed: int = 0) -> Tuple[List[np.ndarray], Tuple[float, ...]]:

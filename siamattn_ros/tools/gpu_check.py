@@ -691,11 +691,11 @@ def render_markdown(d: Dict[str, Any]) -> str:
         lines.append(f"| {c['name']} | {c['status']} | {fig} |")
     lines += ["", "## Speed (end to end per frame, image in host memory -> TrackResult with mask on the host)", "",
               "| model | pipeline | precision | graphs | size | ms | FPS | x baseline | crop | network | decode | "
-              "size check | mask head | paste | peak GPU MB |", "| --- " * 15 + "|"]
+              "size check | template search | mask head | paste | peak GPU MB |", "| --- " * 16 + "|"]
     for r in d["speed"]:
         if r.get("status") != "measured":
             lines.append(f"| {r.get('model')} | {r.get('pipeline', '')} | {r.get('precision', '')} | "
-                         f"{r.get('graphs', '')} | | {r.get('status')} |" + " |" * 9)
+                         f"{r.get('graphs', '')} | | {r.get('status')} |" + " |" * 10)
             continue
         st = r["stages_ms"]
         g = f"{r['graphs']}" + ("" if r["graphs_active"] == r["graphs"] else " (NOT active)")

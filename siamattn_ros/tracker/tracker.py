@@ -34,6 +34,7 @@ from siamattn_ros.tracker.crop import context_side, crop_cv, crop_torch, to_tens
 from siamattn_ros.tracker.result import TrackResult, TrackState
 from siamattn_ros.tracker.size_check import TemplateSizeCheck
 from siamattn_ros.tracker.state import ConfidenceStateMachine, lost_scan_offset
+from siamattn_ros.tracker.template_search import TemplateBoxSearch
 
 def check_image(image: Any) -> np.ndarray:
     """Validate a BGR uint8 H×W×3 frame; raise ValueError naming the problem."""
@@ -210,6 +211,7 @@ class Tracker:
         self._sm = ConfidenceStateMachine()
         self._size_check = TemplateSizeCheck(self.model, self.exemplar_size, self.device, self._autocast)
         self._colour = ColourModel()  # fitted at init when TrackerConfig.colour_mask
+        self._box_search = TemplateBoxSearch(self.exemplar_size, self.instance_size, self.anchor_stride)
         self.reset()
         if self.config.warmup:
             self._warmup()
@@ -255,6 +257,12 @@ class Tracker:
         return self._colour.fit_iou
 
     @property
+    def template_search_active(self) -> bool:
+        """Whether the template search corrects this track's state (TrackerConfig.template_search, and the target
+        not enlarged more than template_search_max_zoom in the template; decided at init)."""
+        return self._box_search.ready
+
+    @property
     def colour_trim(self) -> bool:
         """True when this target's masks are trimmed by colour (colour_mask on and the init frame's fit enough)."""
         return self._colour.active
@@ -278,8 +286,10 @@ class Tracker:
         self._init_quality = float("nan")  # the head's estimate of the init box on the init frame
         self._checked_size: Tuple[float, float] = (0.0, 0.0)  # the last size the template check accepted
         self._veto_held = False  # the last check vetoed: the next frame keeps _checked_size unchecked
+        self._search_streak = 0  # consecutive frames on which the template search found a clearly better box
         self._sm.reset()
         self._size_check.reset()
+        self._box_search.reset()
         self._colour.reset()
         self._graphs = {}
 
@@ -313,6 +323,9 @@ class Tracker:
         if self.config.verify_size:
             self._size_check.set_template(image, self._center, self._size, self.config.context_amount,
                                           self._pad_color)
+        if self.config.template_search and \
+                self.exemplar_size / self._context_side(1.0) <= self.config.template_search_max_zoom:
+            self._set_search_reference(image)
         if self.config.colour_mask:
             self._colour.fit(image, (x, y, w, h), self.config.colour_threshold, self.config.colour_min_fit)
         self._init_id += 1
@@ -358,13 +371,15 @@ class Tracker:
         self._update_state(found, window, state, cfg, width, height)
         if cfg.verify_size and self._size_check.ready:
             self._check_size(image, cfg, timings)
+        if self._box_search.ready and state != TrackState.LOST and found.finite:
+            self._search_box(window, cfg, width, height, timings)
         self._lost_scan_step = self._lost_scan_step + 1 \
             if (state == TrackState.LOST and prev_state == TrackState.LOST) else 0
         self._frames += 1
         (cx, cy), (w, h) = self._center, self._size
         box = clip_box(cx, cy, w, h, width, height)
         t3 = time.perf_counter()
-        timings["decode"] += (t3 - t2) * 1e3 - timings.get("size_check", 0.0)
+        timings["decode"] += (t3 - t2) * 1e3 - timings.get("size_check", 0.0) - timings.get("template_search", 0.0)
 
         mask = None
         polygon = M.box_polygon(box)
@@ -488,6 +503,38 @@ class Tracker:
         else:
             self._checked_size = self._size
         timings["size_check"] = (time.perf_counter() - t) * 1e3
+
+    def _set_search_reference(self, image: np.ndarray) -> None:
+        """TrackerConfig.template_search: the init box on the search features of the init frame (one backbone
+        pass at init), the same features the search step gives on later frames."""
+        height, width = image.shape[:2]
+        window = self._search_window(TrackState.TRACKING, self.config, width, height)
+        x = self._crop(image, window.center, window.side, self.instance_size)
+        with torch.inference_mode(), self._autocast():
+            features = self.model.extract(x)[2:]
+        self._box_search.set_reference(features, window.origin, window.scale_z, (*self._center, *self._size),
+                                       self.config.context_amount)
+
+    def _search_box(self, window: SearchWindow, cfg: TrackerConfig, width: int, height: int,
+                    timings: Dict[str, float]) -> None:
+        """TrackerConfig.template_search: replace the state by the box around it that the init template matches
+        best, once that box has matched clearly better (template_search_trust, template_search_margin) on
+        template_search_frames consecutive frames."""
+        t = time.perf_counter()
+        found, s_found, s_state = self._box_search.search(self.model.search_features(), window.origin,
+                                                          window.scale_z, self._center, self._size, (width, height))
+        if found == (*self._center, *self._size):
+            # The state is already the best box (typically right after a correction): the count stays as it is.
+            timings["template_search"] = (time.perf_counter() - t) * 1e3
+            return
+        better = s_found >= cfg.template_search_trust and s_found > s_state + cfg.template_search_margin
+        self._search_streak = self._search_streak + 1 if better else 0
+        if better and self._search_streak >= cfg.template_search_frames:
+            cx, cy, w, h = found
+            self._center = (min(max(cx, 0.0), width - 1.0), min(max(cy, 0.0), height - 1.0))
+            self._size = (min(max(w, 10.0), width - 1.0), min(max(h, 10.0), height - 1.0))
+            self._checked_size, self._veto_held = self._size, False
+        timings["template_search"] = (time.perf_counter() - t) * 1e3
 
     def _mask_and_polygon(self, image: np.ndarray, found: SearchResult, window: SearchWindow, state: TrackState,
                           cfg: TrackerConfig, box: np.ndarray,
