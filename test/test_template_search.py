@@ -47,15 +47,21 @@ def _xywh(box) -> np.ndarray:
     return np.array([cx - w / 2.0, cy - h / 2.0, w, h])
 
 
+def _search_from_the_scene(tracker) -> TemplateBoxSearch:
+    """A search whose reference is the target of _scene() on its own frame."""
+    search = TemplateBoxSearch(tracker.exemplar_size, tracker.instance_size, tracker.anchor_stride)
+    frame0, box0 = _scene()
+    ref = _cxcywh(box0)
+    features, origin, scale = _features(tracker, frame0, ref[:2], ref[2:])
+    search.set_reference(features, origin, scale, ref, tracker.config.context_amount)
+    return search
+
+
 def test_search_moves_a_box_too_tall_and_too_low_back_onto_a_rigid_target(shipped):
     import torch
 
-    search = TemplateBoxSearch(shipped.exemplar_size, shipped.instance_size, shipped.anchor_stride)
-    frame0, box0 = _scene()
-    ref = _cxcywh(box0)
     with torch.inference_mode():
-        features, origin, scale = _features(shipped, frame0, ref[:2], ref[2:])
-        search.set_reference(features, origin, scale, ref, shipped.config.context_amount)
+        search = _search_from_the_scene(shipped)
         frame1, box1 = _scene(6, 4)
         truth = _cxcywh(box1)
         # The box heads' error on visp_mire2: the box 1.3x as tall as the target, its centre low.
@@ -73,12 +79,9 @@ def test_search_moves_a_box_too_tall_and_too_low_back_onto_a_rigid_target(shippe
 def test_no_candidate_reaches_further_out_of_the_image_than_the_state(shipped):
     import torch
 
-    search = TemplateBoxSearch(shipped.exemplar_size, shipped.instance_size, shipped.anchor_stride)
-    frame0, box0 = _scene()
-    ref = _cxcywh(box0)
+    frame0, _ = _scene()
     with torch.inference_mode():
-        features, origin, scale = _features(shipped, frame0, ref[:2], ref[2:])
-        search.set_reference(features, origin, scale, ref, shipped.config.context_amount)
+        search = _search_from_the_scene(shipped)
         # A state at the left and top border (the target is right of and below it): every box left of or above it
         # would show padding, and a template of a border-touching target has padding there too.
         for state in ((50.0, 35.0, 100.0, 70.0), (160.0, 35.0, 100.0, 70.0), (50.0, 115.0, 100.0, 70.0)):

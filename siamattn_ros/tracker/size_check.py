@@ -50,7 +50,11 @@ def descriptors(model: nn.Module, crops: torch.Tensor) -> torch.Tensor:
     """(B, D) unit vectors of the crops' adjusted feature levels (model.extract levels 2..), mean-centred so that
     their dot product is a correlation."""
     levels = model.extract(crops)[2:]
-    v = torch.cat([f.float().flatten(1) for f in levels], 1)
+    return unit_rows(torch.cat([f.float().flatten(1) for f in levels], 1))
+
+
+def unit_rows(v: torch.Tensor) -> torch.Tensor:
+    """Rows mean-centred and scaled to unit length: their dot product is a correlation."""
     return nn.functional.normalize(v - v.mean(1, keepdim=True), dim=1)
 
 

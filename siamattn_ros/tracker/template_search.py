@@ -26,21 +26,16 @@ import itertools
 from typing import Optional, Sequence, Tuple
 
 import torch
-from torch import nn
 from torchvision.ops import roi_align
 
 from siamattn_ros.tracker.crop import context_side
+from siamattn_ros.tracker.size_check import unit_rows
 
 Box = Tuple[float, float, float, float]  # centre x, centre y, width, height (source pixels)
 
 CELLS = 7  # the template's centre crop (ModelConfig.template_crop of both models)
 OFFSETS = (-0.2, -0.1, 0.0, 0.1, 0.2)  # centre moves, in box widths / heights
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25)  # width / height factors
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    """Mean-centred unit rows (their dot product is a correlation), as size_check.descriptors."""
-    return nn.functional.normalize(v - v.mean(1, keepdim=True), dim=1)
 
 
 class TemplateBoxSearch:
@@ -87,7 +82,7 @@ class TemplateBoxSearch:
         rois = torch.stack([torch.zeros_like(px), px - hx, py - hy, px + hx, py + hy], 1)
         v = torch.cat([roi_align(f.float(), rois, CELLS, 1.0 / self.stride, sampling_ratio=1, aligned=True)
                        .flatten(1) for f in features], 1)
-        return _unit(v)
+        return unit_rows(v)
 
     def search(self, features: Sequence[torch.Tensor], origin: Tuple[float, float], scale: float,
                center: Tuple[float, float], size: Tuple[float, float],
