@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from siamattn_ros.interface.paths import package_dirs
 from siamattn_ros.yaml_config import YamlConfig
@@ -145,6 +145,12 @@ class TrackerConfig(YamlConfig):
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi:
                 raise ValueError(f"TrackerConfig.{name} must be a number in [{lo}, {hi}], got {v!r}")
 
+        def integer(name: str, lo: int, hi: Optional[int] = None, note: str = "") -> None:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
+                bounds = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+                raise ValueError(f"TrackerConfig.{name} must be an integer {bounds}{note}, got {v!r}")
+
         for name in ("window_influence", "lr", "mask_threshold", "confidence_threshold", "lost_threshold",
                      "lost_window_influence"):
             unit(name)
@@ -155,26 +161,16 @@ class TrackerConfig(YamlConfig):
         unit("verify_step", 0.0, 1.0)
         unit("template_search_trust", -1.0, 1.0)
         unit("template_search_margin", 0.0, 2.0)
-        if not isinstance(self.template_search_frames, int) or isinstance(self.template_search_frames, bool) \
-                or self.template_search_frames < 1:
-            raise ValueError(f"TrackerConfig.template_search_frames must be an integer >= 1, "
-                             f"got {self.template_search_frames!r}")
+        integer("template_search_frames", 1)
         unit("template_search_max_zoom", 0.0, 100.0)
         unit("colour_threshold")
         unit("colour_min_fit")
         unit("penalty_k", 0.0, 10.0)
         unit("context_amount", 0.0, 10.0)
         unit("lost_search_step", 0.1, 2.0)
-        if not isinstance(self.lost_search_rings, int) or isinstance(self.lost_search_rings, bool) \
-                or not 0 <= self.lost_search_rings <= 10:
-            raise ValueError(f"TrackerConfig.lost_search_rings must be an integer in [0, 10], "
-                             f"got {self.lost_search_rings!r}")
-        if not isinstance(self.lost_frames, int) or isinstance(self.lost_frames, bool) or self.lost_frames < 1:
-            raise ValueError(f"TrackerConfig.lost_frames must be an integer >= 1, got {self.lost_frames!r}")
-        if not isinstance(self.low_confidence_frames, int) or isinstance(self.low_confidence_frames, bool) \
-                or self.low_confidence_frames < 0:
-            raise ValueError(f"TrackerConfig.low_confidence_frames must be an integer >= 0 (0 = off), "
-                             f"got {self.low_confidence_frames!r}")
+        integer("lost_search_rings", 0, 10)
+        integer("lost_frames", 1)
+        integer("low_confidence_frames", 0, note=" (0 = off)")
         if self.lost_threshold > self.confidence_threshold:
             raise ValueError(f"TrackerConfig.lost_threshold ({self.lost_threshold}) must not exceed "
                              f"confidence_threshold ({self.confidence_threshold})")

@@ -63,6 +63,16 @@ def clip_box(cx: float, cy: float, w: float, h: float, width: int, height: int) 
     return np.array([x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1)], np.float64)
 
 
+def clamp_center(cx: float, cy: float, width: int, height: int) -> Tuple[float, float]:
+    """A state centre kept inside the image (step 10's clip)."""
+    return min(max(cx, 0.0), width - 1.0), min(max(cy, 0.0), height - 1.0)
+
+
+def clamp_size(w: float, h: float, width: int, height: int) -> Tuple[float, float]:
+    """A state size of at least 10 px and less than the image (step 10's clip)."""
+    return min(max(w, 10.0), width - 1.0), min(max(h, 10.0), height - 1.0)
+
+
 def amp_dtype_of(precision: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
     """Autocast dtype for "fp32"/None (no autocast), "fp16", "bf16" or a torch dtype; ValueError naming the value."""
     names = {None: None, "fp32": None, "float32": None, "fp16": torch.float16, "float16": torch.float16,
@@ -471,7 +481,7 @@ class Tracker:
         cx_f, cy_f, w_f, h_f = found.box
         x0, y0 = window.origin
         found_center = (cx_f / window.scale_z + x0, cy_f / window.scale_z + y0)
-        center = (min(max(found_center[0], 0.0), width - 1.0), min(max(found_center[1], 0.0), height - 1.0))
+        center = clamp_center(*found_center, width, height)
         w, h = self._size
         if cfg.long_term and state == TrackState.LOST:
             # Only a step of at most one target size: the LOST window is wide and hardly penalises distance, and a
@@ -483,7 +493,7 @@ class Tracker:
         new_w = w * (1 - lr) + w_f / window.scale_z * lr
         new_h = h * (1 - lr) + h_f / window.scale_z * lr
         self._center = center
-        self._size = (min(max(new_w, 10.0), width - 1.0), min(max(new_h, 10.0), height - 1.0))
+        self._size = clamp_size(new_w, new_h, width, height)
 
     def _check_size(self, image: np.ndarray, cfg: TrackerConfig, timings: Dict[str, float]) -> None:
         """TrackerConfig.verify_size: once the size has moved more than verify_step (relative, width or height) from
@@ -523,17 +533,14 @@ class Tracker:
         t = time.perf_counter()
         found, s_found, s_state = self._box_search.search(self.model.search_features(), window.origin,
                                                           window.scale_z, self._center, self._size, (width, height))
-        if found == (*self._center, *self._size):
-            # The state is already the best box (typically right after a correction): the count stays as it is.
-            timings["template_search"] = (time.perf_counter() - t) * 1e3
-            return
-        better = s_found >= cfg.template_search_trust and s_found > s_state + cfg.template_search_margin
-        self._search_streak = self._search_streak + 1 if better else 0
-        if better and self._search_streak >= cfg.template_search_frames:
-            cx, cy, w, h = found
-            self._center = (min(max(cx, 0.0), width - 1.0), min(max(cy, 0.0), height - 1.0))
-            self._size = (min(max(w, 10.0), width - 1.0), min(max(h, 10.0), height - 1.0))
-            self._checked_size, self._veto_held = self._size, False
+        # Where the state already is the best box (typically right after a correction) the count stays as it is.
+        if found != (*self._center, *self._size):
+            better = s_found >= cfg.template_search_trust and s_found > s_state + cfg.template_search_margin
+            self._search_streak = self._search_streak + 1 if better else 0
+            if better and self._search_streak >= cfg.template_search_frames:
+                cx, cy, w, h = found
+                self._center, self._size = clamp_center(cx, cy, width, height), clamp_size(w, h, width, height)
+                self._checked_size, self._veto_held = self._size, False
         timings["template_search"] = (time.perf_counter() - t) * 1e3
 
     def _mask_and_polygon(self, image: np.ndarray, found: SearchResult, window: SearchWindow, state: TrackState,
